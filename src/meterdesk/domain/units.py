@@ -1,0 +1,124 @@
+"""Billable units (metrics) and the rules a usage amount and a request id must satisfy."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+from meterdesk.domain.errors import InvalidInput, quote_input
+from meterdesk.domain.money import decimal_places, parse_decimal
+
+#: Unit and plan codes: a lowercase letter, then up to 39 lowercase letters, digits or underscores.
+UNIT_CODE_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+#: No single usage amount may exceed 10^15 (SPEC section 5).
+MAX_AMOUNT = Decimal(10) ** 15
+#: A unit may let usage amounts carry 0..6 decimal places.
+MAX_UNIT_DECIMALS = 6
+MAX_UNIT_NAME_LENGTH = 200
+MAX_REQUEST_ID_LENGTH = 255
+
+
+class Aggregation(StrEnum):
+    """How a period's entries of one unit combine into the billed quantity."""
+
+    SUM = "sum"  # total of the amounts (reversals subtract)
+    COUNT = "count"  # number of entries, whatever their amounts
+    MAX = "max"  # peak amount, e.g. seats
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """A billable metric such as api_calls, tokens or seats."""
+
+    code: str
+    name: str
+    decimals: int = 0
+    aggregation: Aggregation = Aggregation.SUM
+
+    def __post_init__(self) -> None:
+        validate_unit_code(self.code)
+        object.__setattr__(self, "name", _validate_name(self.name))
+        if isinstance(self.decimals, bool) or not isinstance(self.decimals, int):
+            raise InvalidInput("decimals", f"must be a whole number from 0 to {MAX_UNIT_DECIMALS}, not {self.decimals!r}")
+        if not 0 <= self.decimals <= MAX_UNIT_DECIMALS:
+            raise InvalidInput("decimals", f"must be from 0 to {MAX_UNIT_DECIMALS}, got {self.decimals}")
+        object.__setattr__(self, "aggregation", _coerce_aggregation(self.aggregation))
+
+
+def validate_unit_code(code: object, field: str = "code") -> str:
+    """Return `code` if it is a valid unit (or plan) code, else raise InvalidInput naming `field`."""
+    if not isinstance(code, str):
+        raise InvalidInput(field, f"must be text, not {type(code).__name__}")
+    if not UNIT_CODE_RE.fullmatch(code):
+        raise InvalidInput(
+            field,
+            "must be 1 to 40 characters: a lowercase letter, then lowercase letters, digits or underscores "
+            f"(like api_calls); got {quote_input(code)}",
+        )
+    return code
+
+
+def validate_usage_amount(unit: Unit, value: object, field: str = "amount") -> Decimal:
+    """A recorded usage amount: finite, positive, at most 10^15, no more decimal places than the unit allows."""
+    number = parse_decimal(value, field, minimum=Decimal(0), exclusive_minimum=True, maximum=MAX_AMOUNT)
+    return _fit_unit_places(unit, number, field)
+
+
+def validate_correction_amount(unit: Unit, value: object, field: str = "new_amount") -> Decimal:
+    """The new amount of a corrected entry: like a usage amount, except that 0 (drop the usage) is allowed."""
+    number = parse_decimal(value, field, minimum=Decimal(0), maximum=MAX_AMOUNT)
+    return _fit_unit_places(unit, number, field)
+
+
+def validate_request_id(value: object, field: str = "request_id") -> str:
+    """A request id: 1..255 printable characters, not only whitespace. Kept exactly as given (it is a key)."""
+    if not isinstance(value, str):
+        raise InvalidInput(field, f"must be text, not {type(value).__name__}")
+    if not value:
+        raise InvalidInput(field, "must not be empty")
+    if len(value) > MAX_REQUEST_ID_LENGTH:
+        raise InvalidInput(field, f"is {len(value)} characters long; at most {MAX_REQUEST_ID_LENGTH} allowed")
+    if not value.strip():
+        raise InvalidInput(field, "must not be only whitespace")
+    for position, character in enumerate(value):
+        if not character.isprintable():
+            raise InvalidInput(
+                field, f"must contain only printable characters; found {character!r} at position {position}"
+            )
+    return value
+
+
+def _fit_unit_places(unit: Unit, number: Decimal, field: str) -> Decimal:
+    places = decimal_places(number)
+    if places > unit.decimals:
+        plural = "place" if places == 1 else "places"
+        raise InvalidInput(field, f"has {places} decimal {plural}; unit '{unit.code}' allows {unit.decimals}")
+    # Only zeros lie beyond the unit's places now; this drops them ("5.000" -> 5 for a whole-number unit).
+    return parse_decimal(number, field, max_places=unit.decimals)
+
+
+def _validate_name(name: object) -> str:
+    if not isinstance(name, str):
+        raise InvalidInput("name", f"must be text, not {type(name).__name__}")
+    stripped = name.strip()
+    if not stripped:
+        raise InvalidInput("name", "must not be empty")
+    if len(stripped) > MAX_UNIT_NAME_LENGTH:
+        raise InvalidInput("name", f"is {len(stripped)} characters long; at most {MAX_UNIT_NAME_LENGTH} allowed")
+    if not stripped.isprintable():
+        raise InvalidInput("name", "must contain only printable characters (no tabs, newlines or control characters)")
+    return stripped
+
+
+def _coerce_aggregation(value: object) -> Aggregation:
+    if isinstance(value, Aggregation):
+        return value
+    choices = ", ".join(member.value for member in Aggregation)
+    if isinstance(value, str):
+        try:
+            return Aggregation(value.strip().lower())
+        except ValueError:
+            pass
+    raise InvalidInput("aggregation", f"must be one of {choices}; got {quote_input(value)}")
