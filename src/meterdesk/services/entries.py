@@ -1,0 +1,200 @@
+"""Reading the ledger's entries: filters and paging done in SQL, newest first, ending on the id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal
+
+from sqlalchemy import Select, func, or_, select
+
+from meterdesk.domain.errors import InvalidInput
+from meterdesk.domain.periods import Period, parse_timestamp, to_micros
+from meterdesk.services.shapes import exact_money, plain, timestamp
+from meterdesk.store.codec import decode_money, decode_quantity
+from meterdesk.store.engine import Ledger
+from meterdesk.store.schema import customers, units, usage_entries
+
+KINDS = ("usage", "reversal")
+
+
+@dataclass(frozen=True, slots=True)
+class EntryFilter:
+    """What part of the ledger to show; every field is optional. Instants are microseconds, end exclusive."""
+
+    customer: str | None = None
+    unit: str | None = None
+    start_us: int | None = None
+    end_us: int | None = None
+    period: str | None = None
+    kind: str | None = None
+    source: str | None = None
+    text: str | None = None  # substring of the note or the request id
+
+    @classmethod
+    def from_strings(cls, ledger: Ledger, *, customer=None, unit=None, start=None, end=None, period=None, kind=None, source=None, text=None) -> EntryFilter:
+        if kind and kind not in KINDS:
+            raise InvalidInput("kind", f"must be usage or reversal, not {kind!r}")
+        if period:
+            period = str(Period.parse(period))
+        return cls(
+            customer=customer or None,
+            unit=unit or None,
+            start_us=_instant(start, "from", ledger),
+            end_us=_instant(end, "to", ledger),
+            period=period or None,
+            kind=kind or None,
+            source=source or None,
+            text=(text or "").strip() or None,
+        )
+
+    def apply(self, query: Select) -> Select:
+        e = usage_entries
+        if self.customer:
+            query = query.where(e.c.customer_id == select(customers.c.id).where(customers.c.external_id == self.customer).scalar_subquery())
+        if self.unit:
+            query = query.where(e.c.unit_id == select(units.c.id).where(units.c.code == self.unit).scalar_subquery())
+        if self.start_us is not None:
+            query = query.where(e.c.occurred_at >= self.start_us)
+        if self.end_us is not None:
+            query = query.where(e.c.occurred_at < self.end_us)
+        if self.period:
+            query = query.where(e.c.period == self.period)
+        if self.kind:
+            query = query.where(e.c.kind == self.kind)
+        if self.source:
+            query = query.where(e.c.source == self.source)
+        if self.text:
+            pattern = "%" + self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            query = query.where(or_(e.c.note.like(pattern, escape="\\"), e.c.request_id.like(pattern, escape="\\")))
+        return query
+
+
+def _instant(value, field: str, ledger: Ledger) -> int | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, datetime):
+        return to_micros(value)
+    text = str(value).strip()
+    if len(text) == 10:
+        try:
+            return to_micros(datetime.combine(date.fromisoformat(text), time.min, tzinfo=ledger.timezone))
+        except ValueError:
+            raise InvalidInput(field, f"{text!r} is not a date or timestamp") from None
+    return to_micros(parse_timestamp(text, field))
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRow:
+    id: int
+    customer: str
+    unit: str
+    amount: Decimal  # signed: a reversal is negative
+    occurred_at_us: int
+    recorded_at_us: int
+    billed_at_us: int
+    period: str
+    late: bool
+    request_id: str
+    kind: str
+    corrects: int | None
+    source: str
+    actor: str
+    note: str | None
+    charged: Decimal | None
+
+    @property
+    def amount_text(self) -> str:
+        return plain(abs(self.amount))
+
+    @property
+    def occurred_text(self) -> str:
+        return timestamp(self.occurred_at_us)
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "customer": self.customer,
+            "unit": self.unit,
+            "amount": plain(self.amount),
+            "occurred_at": timestamp(self.occurred_at_us),
+            "recorded_at": timestamp(self.recorded_at_us),
+            "period": self.period,
+            "request_id": self.request_id,
+            "kind": self.kind,
+            "corrects": self.corrects,
+            "late": self.late,
+            "source": self.source,
+            "actor": self.actor,
+            "note": self.note,
+            "charged": None if self.charged is None else exact_money(self.charged),
+        }
+
+
+ENTRY_COLUMNS = (
+    usage_entries.c.id,
+    customers.c.external_id,
+    units.c.code,
+    units.c.decimals,
+    usage_entries.c.quantity,
+    usage_entries.c.occurred_at,
+    usage_entries.c.recorded_at,
+    usage_entries.c.billed_at,
+    usage_entries.c.period,
+    usage_entries.c.late,
+    usage_entries.c.request_id,
+    usage_entries.c.kind,
+    usage_entries.c.corrects_id,
+    usage_entries.c.source,
+    usage_entries.c.actor,
+    usage_entries.c.note,
+    usage_entries.c.charged,
+)
+
+
+def entries_query() -> Select:
+    return (
+        select(*ENTRY_COLUMNS)
+        .select_from(usage_entries)
+        .join(customers, customers.c.id == usage_entries.c.customer_id)
+        .join(units, units.c.id == usage_entries.c.unit_id)
+    )
+
+
+def entry_from_row(row) -> EntryRow:
+    return EntryRow(
+        id=row[0],
+        customer=row[1],
+        unit=row[2],
+        amount=decode_quantity(row[4], row[3]),
+        occurred_at_us=row[5],
+        recorded_at_us=row[6],
+        billed_at_us=row[7],
+        period=row[8],
+        late=bool(row[9]),
+        request_id=row[10],
+        kind=row[11],
+        corrects=row[12],
+        source=row[13],
+        actor=row[14],
+        note=row[15],
+        charged=None if row[16] is None else decode_money(row[16]),
+    )
+
+
+def list_entries(ledger: Ledger, where: EntryFilter | None = None, *, limit: int = 100, before_id: int | None = None) -> list[EntryRow]:
+    """Entries newest first (by id), keyset-paged: pass the last id seen as `before_id` for the next page."""
+    query = (where or EntryFilter()).apply(entries_query())
+    if before_id is not None:
+        query = query.where(usage_entries.c.id < before_id)
+    query = query.order_by(usage_entries.c.id.desc()).limit(limit)
+    with ledger.read() as connection:
+        return [entry_from_row(row) for row in connection.execute(query)]
+
+
+def count_entries(ledger: Ledger, where: EntryFilter | None = None) -> int:
+    query = (where or EntryFilter()).apply(select(func.count()).select_from(usage_entries))
+    with ledger.read() as connection:
+        return connection.execute(query).scalar_one()

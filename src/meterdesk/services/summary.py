@@ -1,0 +1,391 @@
+"""Read-outs per customer and period: quantities, amounts, balance and time series (SPEC: Summary).
+
+Everything is aggregated in SQL from the per-customer/unit/day rollup kept by the writer; only hourly
+series and `max` units read ledger rows, and then only the customer's rows of the period (indexed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from decimal import Decimal
+
+from sqlalchemy import case, func, select
+from sqlalchemy.engine import Connection
+
+from meterdesk.domain.errors import InvalidInput
+from meterdesk.domain.periods import Period, parse_timestamp, to_micros
+from meterdesk.domain.plans import Plan
+from meterdesk.domain.pricing import billable_quantity, charge_amount, prorated_base_fee
+from meterdesk.domain.units import Aggregation
+from meterdesk.services.context import now_us
+from meterdesk.services.shapes import money, plain, timestamp
+from meterdesk.services.writer import timeline_of
+from meterdesk.store.codec import decode_money, decode_quantity
+from meterdesk.store.engine import Ledger
+from meterdesk.store.queries import (
+    CustomerRow,
+    PlanVersionRow,
+    SubscriptionRow,
+    UnitRow,
+    customer_by_external_id,
+    period_quantity,
+    plan_for_period,
+    unit_by_id,
+)
+from meterdesk.store.schema import customer_balances, usage_daily, usage_entries
+
+GRANULARITIES = ("hour", "day", "month")
+HOUR_US = 3_600_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class UnitSummary:
+    unit: str
+    name: str
+    quantity: Decimal
+    included: Decimal
+    billable: Decimal
+    amount: Decimal
+    entries: int
+    corrections: int
+
+    def to_json(self, currency: str) -> dict:
+        return {
+            "unit": self.unit,
+            "name": self.name,
+            "quantity": plain(self.quantity),
+            "included": plain(self.included),
+            "billable": plain(self.billable),
+            "amount": money(self.amount, currency),
+            "entries": self.entries,
+            "corrections": self.corrections,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesPoint:
+    start_us: int
+    unit: str
+    quantity: Decimal
+
+    def to_json(self) -> dict:
+        return {"start": timestamp(self.start_us), "unit": self.unit, "quantity": plain(self.quantity)}
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    customer: str
+    name: str
+    mode: str
+    currency: str
+    period: str | None
+    start_us: int
+    end_us: int
+    plan: str | None
+    plan_version: int | None
+    units: tuple[UnitSummary, ...]
+    base_fee: Decimal
+    usage_amount: Decimal
+    balance: Decimal | None
+    corrections: int
+    granularity: str | None = None
+    series: tuple[SeriesPoint, ...] = field(default=())
+
+    @property
+    def total(self) -> Decimal:
+        return self.base_fee + self.usage_amount
+
+    @property
+    def due(self) -> Decimal:
+        """What the period's invoice asks for: prepaid usage is already paid from the balance."""
+        return self.base_fee if self.mode == "prepaid" else self.total
+
+    def to_json(self) -> dict:
+        currency = self.currency
+        return {
+            "customer": self.customer,
+            "name": self.name,
+            "mode": self.mode,
+            "currency": currency,
+            "period": {"start": timestamp(self.start_us), "end": timestamp(self.end_us), "name": self.period},
+            "plan": self.plan,
+            "plan_version": self.plan_version,
+            "units": [unit.to_json(currency) for unit in self.units],
+            "base_fee": money(self.base_fee, currency),
+            "usage_amount": money(self.usage_amount, currency),
+            "total": money(self.total, currency),
+            "due": money(self.due, currency),
+            "corrections": self.corrections,
+            "balance": None if self.balance is None else money(self.balance, currency),
+            "granularity": self.granularity,
+            "series": [point.to_json() for point in self.series],
+        }
+
+
+def parse_granularity(value: str | None) -> str | None:
+    if value in (None, ""):
+        return None
+    if value not in GRANULARITIES:
+        raise InvalidInput("granularity", f"must be hour, day or month, not {value!r}")
+    return value
+
+
+def parse_period(value: str | Period | None, ledger: Ledger) -> Period:
+    if isinstance(value, Period):
+        return value
+    if not value:
+        return timeline_of(ledger).period_of(now_us())
+    return Period.parse(value)
+
+
+def _range_bound(value, field: str, ledger: Ledger) -> int:
+    if isinstance(value, datetime):
+        return to_micros(value)
+    text = str(value).strip()
+    if len(text) == 10:  # a date: local midnight in the billing time zone
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            raise InvalidInput(field, f"{text!r} is not a date or timestamp") from None
+        return to_micros(datetime.combine(day, time.min, tzinfo=ledger.timezone))
+    return to_micros(parse_timestamp(text, field))
+
+
+def usage_summary(
+    ledger: Ledger,
+    customer: str,
+    *,
+    period: str | Period | None = None,
+    start=None,
+    end=None,
+    granularity: str | None = None,
+) -> Summary:
+    """The summary of a customer's period (default: the current one), or of a [start, end) range."""
+    granularity = parse_granularity(granularity)
+    if (start is None) != (end is None):
+        raise InvalidInput("from" if start is None else "to", "give both --from and --to, or --period")
+    if start is not None and period:
+        raise InvalidInput("period", "give either --period or --from/--to, not both")
+    timeline = timeline_of(ledger)
+    with ledger.read() as connection:
+        row = customer_by_external_id(connection, customer)
+        if start is not None:
+            start_us, end_us = _range_bound(start, "from", ledger), _range_bound(end, "to", ledger)
+            if end_us <= start_us:
+                raise InvalidInput("to", "must be later than --from")
+            return _range_summary(connection, ledger, row, start_us, end_us, granularity)
+        chosen = parse_period(period, ledger)
+        start_us, end_us = timeline.bounds(chosen)
+        subscription, version = plan_for_period(connection, row.id, chosen, start_us, ledger.cache)
+        quantities = period_quantities(connection, ledger, row.id, [chosen])
+        units = _unit_summaries(connection, ledger, row, chosen, quantities, version.plan if version else None)
+        series = _series(connection, ledger, row.id, [chosen], start_us, end_us, granularity) if granularity else ()
+        return Summary(
+            customer=row.external_id,
+            name=row.name,
+            mode=row.mode,
+            currency=row.currency,
+            period=str(chosen),
+            start_us=start_us,
+            end_us=end_us,
+            plan=subscription.plan_code if subscription else None,
+            plan_version=version.version if version else None,
+            units=units,
+            base_fee=base_fee(version, subscription, chosen, row.currency),
+            usage_amount=sum((unit.amount for unit in units), Decimal(0)),
+            balance=_balance(connection, row),
+            corrections=sum(unit.corrections for unit in units),
+            granularity=granularity,
+            series=tuple(series),
+        )
+
+
+def base_fee(version: PlanVersionRow | None, subscription: SubscriptionRow | None, period: Period, currency: str) -> Decimal:
+    if version is None or subscription is None:
+        return Decimal(0)
+    return prorated_base_fee(version.plan.base_fee, currency, period, subscription.starts_on, subscription.ends_on)
+
+
+def _balance(connection: Connection, customer: CustomerRow) -> Decimal | None:
+    if not customer.prepaid:
+        return None
+    return decode_money(
+        connection.execute(select(customer_balances.c.balance).where(customer_balances.c.customer_id == customer.id)).scalar()
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodQuantity:
+    unit: UnitRow
+    quantity: Decimal
+    entries: int
+    corrections: int
+    adjusted: Decimal  # the part of `quantity` from late entries and corrections
+
+
+def period_quantities(connection: Connection, ledger: Ledger, customer_id: int, periods: list[Period]) -> dict[int, PeriodQuantity]:
+    """Aggregated quantity per unit over whole periods, from the daily rollup."""
+    rows = connection.execute(
+        select(
+            usage_daily.c.unit_id,
+            func.sum(usage_daily.c.quantity),
+            func.sum(usage_daily.c.entries),
+            func.sum(usage_daily.c.reversals),
+            func.sum(usage_daily.c.adjusted_quantity),
+            func.sum(usage_daily.c.adjusted_entries),
+        )
+        .where(usage_daily.c.customer_id == customer_id, usage_daily.c.period.in_([str(p) for p in periods]))
+        .group_by(usage_daily.c.unit_id)
+    ).all()
+    found = {}
+    for unit_id, quantity, entries, reversals, adjusted_quantity, adjusted_entries in rows:
+        unit = unit_by_id(connection, unit_id, ledger.cache)
+        aggregation = unit.unit.aggregation
+        if aggregation is Aggregation.COUNT:
+            total, adjusted = Decimal(int(entries)), Decimal(int(adjusted_entries))
+        elif aggregation is Aggregation.MAX:
+            total = max((period_quantity(connection, customer_id, unit, p) for p in periods), default=Decimal(0))
+            adjusted = Decimal(0)
+        else:
+            total = decode_quantity(int(quantity), unit.unit.decimals)
+            adjusted = decode_quantity(int(adjusted_quantity), unit.unit.decimals)
+        found[unit_id] = PeriodQuantity(unit, total, int(entries), int(reversals), adjusted)
+    return found
+
+
+def _unit_summaries(connection, ledger, customer: CustomerRow, period, quantities: dict[int, PeriodQuantity], plan: Plan | None):
+    from meterdesk.store.queries import unit_by_code
+
+    summaries = []
+    by_code = {q.unit.code: q for q in quantities.values()}
+    codes = list(by_code)
+    if plan:
+        codes += [charge.unit for charge in plan.charges if charge.unit not in by_code]
+    for code in sorted(codes):
+        measured = by_code.get(code)
+        unit = measured.unit if measured else unit_by_code(connection, code, ledger.cache)
+        quantity = measured.quantity if measured else Decimal(0)
+        charge = plan.charge_for(code) if plan else None
+        summaries.append(
+            UnitSummary(
+                unit=code,
+                name=unit.unit.name,
+                quantity=quantity,
+                included=charge.included if charge else Decimal(0),
+                billable=billable_quantity(charge, quantity) if charge else quantity,
+                amount=charge_amount(charge, quantity, customer.currency) if charge else Decimal(0),
+                entries=measured.entries if measured else 0,
+                corrections=measured.corrections if measured else 0,
+            )
+        )
+    return tuple(summaries)
+
+
+def _series(connection: Connection, ledger: Ledger, customer_id: int, periods: list[Period], start_us: int, end_us: int, granularity: str):
+    """Quantity per unit and bucket; buckets are local hours, days or months of the billing time zone."""
+    timeline = timeline_of(ledger)
+    names = [str(p) for p in periods]
+    points: list[SeriesPoint] = []
+    if granularity == "hour":
+        anchor = start_us  # local midnight: hour buckets stay aligned to local hours across offsets
+        bucket = (usage_entries.c.billed_at - anchor) // HOUR_US
+        value_by_unit = {}
+        rows = connection.execute(
+            select(
+                usage_entries.c.unit_id,
+                bucket.label("bucket"),
+                func.sum(usage_entries.c.quantity),
+                func.sum(case((usage_entries.c.kind == "usage", 1), else_=-1)),
+            )
+            .where(
+                usage_entries.c.customer_id == customer_id,
+                usage_entries.c.period.in_(names),
+                usage_entries.c.billed_at >= start_us,
+                usage_entries.c.billed_at < end_us,
+            )
+            .group_by(usage_entries.c.unit_id, "bucket")
+            .order_by("bucket", usage_entries.c.unit_id)
+        ).all()
+        for unit_id, number, quantity, entries in rows:
+            unit = value_by_unit.get(unit_id) or unit_by_id(connection, unit_id, ledger.cache)
+            value_by_unit[unit_id] = unit
+            points.append(SeriesPoint(anchor + int(number) * HOUR_US, unit.code, _bucket_value(unit, quantity, entries)))
+        return points
+    key = usage_daily.c.day if granularity == "day" else usage_daily.c.period
+    rows = connection.execute(
+        select(key, usage_daily.c.unit_id, func.sum(usage_daily.c.quantity), func.sum(usage_daily.c.entries))
+        .where(usage_daily.c.customer_id == customer_id, usage_daily.c.period.in_(names))
+        .group_by(key, usage_daily.c.unit_id)
+        .order_by(key, usage_daily.c.unit_id)
+    ).all()
+    for label, unit_id, quantity, entries in rows:
+        unit = unit_by_id(connection, unit_id, ledger.cache)
+        if granularity == "day":
+            start = to_micros(datetime.combine(date.fromisoformat(label), time.min, tzinfo=ledger.timezone))
+        else:
+            start = timeline.bounds(Period.parse(label))[0]
+        if start_us <= start < end_us:
+            points.append(SeriesPoint(start, unit.code, _bucket_value(unit, quantity, entries)))
+    return points
+
+
+def _bucket_value(unit: UnitRow, quantity, entries) -> Decimal:
+    if unit.unit.aggregation is Aggregation.COUNT:
+        return Decimal(int(entries))
+    return decode_quantity(int(quantity), unit.unit.decimals)
+
+
+def _range_summary(connection, ledger: Ledger, customer: CustomerRow, start_us: int, end_us: int, granularity: str | None) -> Summary:
+    """A custom range: quantities of entries billed in [start, end), priced as one period of the plan in
+    force at its start (an estimate; invoices are always per period)."""
+    timeline = timeline_of(ledger)
+    periods = []
+    cursor = timeline.period_of(start_us)
+    while timeline.bounds(cursor)[0] < end_us:
+        periods.append(cursor)
+        cursor = cursor.next()
+    rows = connection.execute(
+        select(
+            usage_entries.c.unit_id,
+            func.sum(usage_entries.c.quantity),
+            func.sum(case((usage_entries.c.kind == "usage", 1), else_=-1)),
+            func.sum(case((usage_entries.c.kind == "reversal", 1), else_=0)),
+        )
+        .where(
+            usage_entries.c.customer_id == customer.id,
+            usage_entries.c.period.in_([str(p) for p in periods]),
+            usage_entries.c.billed_at >= start_us,
+            usage_entries.c.billed_at < end_us,
+        )
+        .group_by(usage_entries.c.unit_id)
+    ).all()
+    quantities = {}
+    for unit_id, quantity, entries, reversals in rows:
+        unit = unit_by_id(connection, unit_id, ledger.cache)
+        quantities[unit_id] = PeriodQuantity(unit, _bucket_value(unit, quantity, entries), int(entries), int(reversals), Decimal(0))
+    first = periods[0]
+    subscription, version = plan_for_period(connection, customer.id, first, timeline.bounds(first)[0], ledger.cache)
+    units = _unit_summaries(connection, ledger, customer, first, quantities, version.plan if version else None)
+    series = _series(connection, ledger, customer.id, periods, start_us, end_us, granularity) if granularity else ()
+    return Summary(
+        customer=customer.external_id,
+        name=customer.name,
+        mode=customer.mode,
+        currency=customer.currency,
+        period=None,
+        start_us=start_us,
+        end_us=end_us,
+        plan=subscription.plan_code if subscription else None,
+        plan_version=version.version if version else None,
+        units=units,
+        base_fee=Decimal(0),
+        usage_amount=sum((unit.amount for unit in units), Decimal(0)),
+        balance=_balance(connection, customer),
+        corrections=sum(unit.corrections for unit in units),
+        granularity=granularity,
+        series=tuple(series),
+    )
+
+
+

@@ -1,0 +1,57 @@
+"""Billing periods and days of a ledger's time zone, on integer microsecond timestamps."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from datetime import datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from meterdesk.domain.periods import Period, from_micros, to_micros
+
+
+class Timeline:
+    """Maps instants to periods and local days; month and day boundaries are computed once per period."""
+
+    def __init__(self, timezone: ZoneInfo) -> None:
+        self.timezone = timezone
+        self._last: tuple[int, int, Period] | None = None
+
+    def period_of(self, instant_us: int) -> Period:
+        last = self._last
+        if last and last[0] <= instant_us < last[1]:
+            return last[2]
+        local = from_micros(instant_us).astimezone(self.timezone)
+        period = Period(local.year, local.month)
+        start, end = self.bounds(period)
+        self._last = (start, end, period)
+        return period
+
+    def bounds(self, period: Period) -> tuple[int, int]:
+        """(start, end) of a period in microseconds, end exclusive."""
+        return _bounds(period, self.timezone)
+
+    def day_of(self, instant_us: int, period: Period | None = None) -> str:
+        """The local date (ISO) of an instant; `period` must contain it when given."""
+        period = period or self.period_of(instant_us)
+        starts = _day_starts(period, self.timezone)
+        index = bisect_right(starts, instant_us) - 1
+        return period.first_day.replace(day=index + 1).isoformat()
+
+    def clamp(self, instant_us: int, period: Period) -> int:
+        start, end = self.bounds(period)
+        return min(max(instant_us, start), end - 1)
+
+
+@lru_cache(maxsize=4096)
+def _bounds(period: Period, timezone: ZoneInfo) -> tuple[int, int]:
+    return to_micros(period.start(timezone)), to_micros(period.end(timezone))
+
+
+@lru_cache(maxsize=4096)
+def _day_starts(period: Period, timezone: ZoneInfo) -> tuple[int, ...]:
+    first = period.first_day
+    return tuple(
+        to_micros(datetime.combine(first + timedelta(days=n), datetime.min.time(), tzinfo=timezone))
+        for n in range(period.days)
+    )

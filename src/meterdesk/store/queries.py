@@ -1,0 +1,259 @@
+"""Reads the services share: lookups that hand out plain frozen rows, never live ORM objects."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+
+from meterdesk.domain.errors import NotFound
+from meterdesk.domain.periods import Period
+from meterdesk.domain.plans import Plan, plan_from_dict
+from meterdesk.domain.units import Aggregation, Unit
+from meterdesk.store.codec import decode_quantity
+from meterdesk.store.schema import (
+    customers,
+    invoices,
+    plan_versions,
+    plans,
+    subscriptions,
+    units,
+    usage_daily,
+    usage_entries,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UnitRow:
+    id: int
+    unit: Unit
+
+    @property
+    def code(self) -> str:
+        return self.unit.code
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRow:
+    id: int
+    external_id: str
+    name: str
+    email: str | None
+    currency: str
+    mode: str  # "invoice" | "prepaid"
+    credit_limit: int  # micro-units
+    stripe_customer_id: str | None
+
+    @property
+    def prepaid(self) -> bool:
+        return self.mode == "prepaid"
+
+
+@dataclass(frozen=True, slots=True)
+class PlanVersionRow:
+    id: int
+    plan_id: int
+    version: int
+    effective_from: int
+    plan: Plan
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRow:
+    id: int
+    plan_id: int
+    plan_code: str
+    starts_on: date
+    ends_on: date | None
+
+    def overlaps(self, period: Period) -> bool:
+        return self.starts_on <= period.last_day and (self.ends_on is None or self.ends_on > period.first_day)
+
+
+def customer_from_row(row) -> CustomerRow:
+    return CustomerRow(
+        id=row.id,
+        external_id=row.external_id,
+        name=row.name,
+        email=row.email,
+        currency=row.currency,
+        mode=row.mode,
+        credit_limit=row.credit_limit,
+        stripe_customer_id=row.stripe_customer_id,
+    )
+
+
+def customer_by_external_id(connection: Connection, external_id: str, *, lock: bool = False) -> CustomerRow:
+    """The customer, optionally locked (PostgreSQL FOR UPDATE) so writers for one customer serialize."""
+    query = select(customers).where(customers.c.external_id == external_id)
+    if lock:
+        query = query.with_for_update()
+    row = connection.execute(query).first()
+    if row is None:
+        raise NotFound(f"customer: unknown customer {external_id!r}")
+    return customer_from_row(row)
+
+
+def customer_by_id(connection: Connection, customer_id: int, *, lock: bool = False) -> CustomerRow:
+    query = select(customers).where(customers.c.id == customer_id)
+    if lock:
+        query = query.with_for_update()
+    return customer_from_row(connection.execute(query).one())
+
+
+def _unit_row(row) -> UnitRow:
+    return UnitRow(row.id, Unit(row.code, row.name, row.decimals, Aggregation(row.aggregation)))
+
+
+def unit_by_code(connection: Connection, code: str, cache: dict | None = None) -> UnitRow:
+    """A unit by code. Units never change once defined, so a per-ledger cache is safe."""
+    if cache is not None and (hit := cache.get(("unit", code))):
+        return hit
+    row = connection.execute(select(units).where(units.c.code == code)).first()
+    if row is None:
+        raise NotFound(f"unit: unknown unit {code!r}")
+    found = _unit_row(row)
+    if cache is not None:
+        cache[("unit", code)] = cache[("unit_id", found.id)] = found
+    return found
+
+
+def unit_by_id(connection: Connection, unit_id: int, cache: dict | None = None) -> UnitRow:
+    if cache is not None and (hit := cache.get(("unit_id", unit_id))):
+        return hit
+    found = _unit_row(connection.execute(select(units).where(units.c.id == unit_id)).one())
+    if cache is not None:
+        cache[("unit", found.code)] = cache[("unit_id", unit_id)] = found
+    return found
+
+
+def all_units(connection: Connection) -> list[UnitRow]:
+    return [_unit_row(row) for row in connection.execute(select(units).order_by(units.c.code))]
+
+
+def plan_version_by_id(connection: Connection, version_id: int, cache: dict | None = None) -> PlanVersionRow:
+    """A plan version; versions are immutable, so they are cached per ledger."""
+    if cache is not None and (hit := cache.get(("plan_version", version_id))):
+        return hit
+    row = connection.execute(select(plan_versions).where(plan_versions.c.id == version_id)).one()
+    found = PlanVersionRow(row.id, row.plan_id, row.version, row.effective_from, plan_from_dict(json.loads(row.definition)))
+    if cache is not None:
+        cache[("plan_version", version_id)] = found
+    return found
+
+
+def plan_version_in_force(
+    connection: Connection, plan_id: int, period_start_us: int, cache: dict | None = None
+) -> PlanVersionRow:
+    """The version that prices a period: the newest one in force at the period's start."""
+    version_id = connection.execute(
+        select(plan_versions.c.id)
+        .where(plan_versions.c.plan_id == plan_id, plan_versions.c.effective_from <= period_start_us)
+        .order_by(plan_versions.c.effective_from.desc(), plan_versions.c.version.desc())
+        .limit(1)
+    ).scalar()
+    if version_id is None:  # every version starts later: the first one prices earlier periods
+        version_id = connection.execute(
+            select(plan_versions.c.id).where(plan_versions.c.plan_id == plan_id).order_by(plan_versions.c.version).limit(1)
+        ).scalar_one()
+    return plan_version_by_id(connection, version_id, cache)
+
+
+def subscriptions_of(connection: Connection, customer_id: int) -> list[SubscriptionRow]:
+    rows = connection.execute(
+        select(subscriptions, plans.c.code)
+        .join(plans, plans.c.id == subscriptions.c.plan_id)
+        .where(subscriptions.c.customer_id == customer_id)
+        .order_by(subscriptions.c.starts_on, subscriptions.c.id)
+    )
+    return [
+        SubscriptionRow(
+            row.id,
+            row.plan_id,
+            row.code,
+            date.fromisoformat(row.starts_on),
+            date.fromisoformat(row.ends_on) if row.ends_on else None,
+        )
+        for row in rows
+    ]
+
+
+def subscription_for(connection: Connection, customer_id: int, period: Period) -> SubscriptionRow | None:
+    """The subscription that prices a period: the latest-starting one overlapping it."""
+    overlapping = [s for s in subscriptions_of(connection, customer_id) if s.overlaps(period)]
+    return overlapping[-1] if overlapping else None
+
+
+def closed_periods(connection: Connection, customer_id: int, since: Period | None = None) -> set[str]:
+    query = select(invoices.c.period).where(invoices.c.customer_id == customer_id)
+    if since is not None:
+        query = query.where(invoices.c.period >= str(since))
+    return set(connection.execute(query).scalars())
+
+
+def last_closed_period(connection: Connection, customer_id: int) -> str | None:
+    return connection.execute(select(func.max(invoices.c.period)).where(invoices.c.customer_id == customer_id)).scalar()
+
+
+__all__ = [
+    "CustomerRow",
+    "PlanVersionRow",
+    "SubscriptionRow",
+    "UnitRow",
+    "all_units",
+    "closed_periods",
+    "customer_by_external_id",
+    "customer_by_id",
+    "last_closed_period",
+    "plan_version_by_id",
+    "plan_version_in_force",
+    "subscription_for",
+    "subscriptions_of",
+    "unit_by_code",
+    "unit_by_id",
+]
+
+
+def plan_for_period(
+    connection: Connection, customer_id: int, period: Period, period_start_us: int, cache: dict | None = None
+) -> tuple[SubscriptionRow | None, PlanVersionRow | None]:
+    """The subscription and the plan version that price a customer's period (None, None without one)."""
+    subscription = subscription_for(connection, customer_id, period)
+    if subscription is None:
+        return None, None
+    return subscription, plan_version_in_force(connection, subscription.plan_id, period_start_us, cache)
+
+
+def period_quantity(connection: Connection, customer_id: int, unit: UnitRow, period: Period) -> Decimal:
+    """A unit's aggregated period quantity, reversed originals counted out (SPEC: corrections)."""
+    aggregation = unit.unit.aggregation
+    if aggregation is Aggregation.MAX:
+        original = usage_entries.alias("original")
+        reversal = usage_entries.alias("reversal")
+        value = connection.execute(
+            select(func.max(original.c.quantity)).where(
+                original.c.customer_id == customer_id,
+                original.c.period == str(period),
+                original.c.unit_id == unit.id,
+                original.c.kind == "usage",
+                ~select(reversal.c.id)
+                .where(reversal.c.corrects_id == original.c.id, reversal.c.kind == "reversal")
+                .exists(),
+            )
+        ).scalar()
+        return decode_quantity(value, unit.unit.decimals)
+    column = usage_daily.c.entries if aggregation is Aggregation.COUNT else usage_daily.c.quantity
+    value = connection.execute(
+        select(func.sum(column)).where(
+            usage_daily.c.customer_id == customer_id,
+            usage_daily.c.period == str(period),
+            usage_daily.c.unit_id == unit.id,
+        )
+    ).scalar()
+    if aggregation is Aggregation.COUNT:
+        return Decimal(int(value or 0))
+    return decode_quantity(int(value or 0), unit.unit.decimals)
