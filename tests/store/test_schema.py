@@ -1,0 +1,96 @@
+"""The schema guards itself: append-only ledger tables, unique keys, checks, WAL and foreign keys."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from meterdesk.services.credits import grant_credits
+from meterdesk.services.usage import record_usage
+from meterdesk.store import migrate
+from meterdesk.store.schema import APPEND_ONLY_TABLES, metadata
+from tests.services.helpers import seed
+
+
+def test_migration_creates_every_table_at_head(ledger):
+    with ledger.read() as connection:
+        tables = set(inspect(connection).get_table_names())
+        assert set(metadata.tables) <= tables
+        assert migrate.current_revision(connection) == migrate.head_revision()
+
+
+def test_schema_matches_the_models(ledger):
+    """The migration and schema.py describe the same columns (no drift between them)."""
+    with ledger.read() as connection:
+        inspector = inspect(connection)
+        for name, table in metadata.tables.items():
+            assert {c["name"] for c in inspector.get_columns(name)} == set(table.columns.keys()), name
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE usage_entries SET quantity = quantity + 1",
+    "DELETE FROM usage_entries",
+    "UPDATE credit_grants SET amount = 1",
+    "DELETE FROM credit_grants",
+    "DELETE FROM audit_log",
+    "UPDATE audit_log SET actor = 'someone else'",
+])
+def test_ledger_tables_refuse_update_and_delete(ledger, statement):
+    seed(ledger)
+    record_usage(ledger, "acme", "api_calls", "10", "r-1")
+    grant_credits(ledger, "bolt", "10", "g-1")
+    with pytest.raises(DBAPIError, match="append-only"):
+        with ledger.write() as connection:
+            connection.execute(text(statement))
+    with ledger.read() as connection:
+        assert connection.execute(text("SELECT count(*) FROM usage_entries")).scalar() == 1
+
+
+def test_every_append_only_table_has_its_triggers(ledger):
+    with ledger.read() as connection:
+        if ledger.dialect == "sqlite":
+            names = set(connection.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars())
+            expected = {f"{t}_refuse_{a}" for t in APPEND_ONLY_TABLES for a in ("update", "delete")}
+        else:
+            names = set(connection.execute(text("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")).scalars())
+            expected = {f"{t}_refuse_{a}" for t in APPEND_ONLY_TABLES for a in ("change", "truncate")}
+    assert expected <= names
+
+
+def test_unique_request_id_per_customer_is_enforced_by_the_database(ledger):
+    seed(ledger)
+    record_usage(ledger, "acme", "api_calls", "10", "same")
+    with pytest.raises(IntegrityError):
+        with ledger.write() as connection:
+            connection.execute(text(
+                "INSERT INTO usage_entries (customer_id, unit_id, quantity, occurred_at, recorded_at, billed_at, period, late,"
+                " request_id, kind, source, actor) SELECT customer_id, unit_id, 5, occurred_at, recorded_at, billed_at, period,"
+                " late, request_id, kind, source, actor FROM usage_entries"
+            ))
+
+
+def test_checks_refuse_a_negative_usage_quantity(ledger):
+    seed(ledger)
+    record_usage(ledger, "acme", "api_calls", "10", "r-1")
+    with pytest.raises(IntegrityError):
+        with ledger.write() as connection:
+            connection.execute(text(
+                "INSERT INTO usage_entries (customer_id, unit_id, quantity, occurred_at, recorded_at, billed_at, period, late,"
+                " request_id, kind, source, actor) SELECT customer_id, unit_id, -5, occurred_at, recorded_at, billed_at, period,"
+                " late, 'other', 'usage', source, actor FROM usage_entries"
+            ))
+
+
+def test_foreign_keys_are_enforced(ledger):
+    with pytest.raises(IntegrityError):
+        with ledger.write() as connection:
+            connection.execute(text("INSERT INTO customer_balances (customer_id, granted, charged, balance) VALUES (999, 0, 0, 0)"))
+
+
+def test_sqlite_runs_in_wal_mode(ledger):
+    if ledger.dialect != "sqlite":
+        pytest.skip("WAL is a SQLite setting")
+    with ledger.read() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
