@@ -341,3 +341,20 @@ def test_unreadable_plan_files(tmp_path):
     wrong_content.write_text(SPEC_EXAMPLE, encoding="utf-8")
     with pytest.raises(InvalidInput, match="^file: is not valid JSON"):
         load_plan_file(wrong_content)
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "problem"),
+    [
+        (HEADER.replace('"EUR"', '"EURO"'), "currency", "three-letter ISO 4217 code"),
+        (HEADER.replace('"EUR"', '"ZZZ"'), "currency", "is not a known ISO 4217 currency: 'ZZZ'"),
+        (HEADER + 'billing_day = 1\n', "billing_day", "is not a key of a plan"),
+        (HEADER.replace('"49.00"', '-49'), "base_fee", "must not be negative"),
+        (HEADER + '[[charges]]\nunit = "a"\nmodel = "per_unit"\nunit_price = "1"\nfoo = "x"\n',
+         "charges[0].foo", "is not a key of a charge"),
+    ],
+)  # fmt: skip
+def test_plan_errors_in_toml_text(text, field, problem):
+    error = error_of(text, "toml")
+    assert error.field == field
+    assert problem in error.problem

@@ -49,6 +49,7 @@ CURRENCY_EXPONENTS: Mapping[str, int] = MappingProxyType(
 
 #: A prepaid balance is kept exact to this fraction of the currency unit (SPEC: at least 1e-6).
 BALANCE_QUANTUM = Decimal("0.000001")
+_BALANCE_PLACES = 6
 
 # Every number entering meterdesk has at most this many digits on either side of the point. Nothing real
 # comes near it (usage stops at 10^15, prices at 12 places); it keeps exact arithmetic bounded, so the
@@ -138,6 +139,12 @@ def format_decimal(value: Decimal) -> str:
     return format(value, "f")
 
 
+def require_decimal(value: object, name: str) -> None:
+    """TypeError unless `value` is a Decimal: money and quantities never travel as floats or ints."""
+    if not isinstance(value, Decimal):
+        raise TypeError(f"{name} must be a Decimal, not {_type_name(value)}")
+
+
 def round_money(amount: Decimal, currency: str) -> Decimal:
     """Round to the currency's minor unit, ROUND_HALF_UP (0.125 EUR -> 0.13, 2.5 JPY -> 3)."""
     return _quantize_half_up(amount, currency_exponent(currency))
@@ -145,7 +152,7 @@ def round_money(amount: Decimal, currency: str) -> Decimal:
 
 def round_balance(amount: Decimal) -> Decimal:
     """Round a prepaid balance or charge to BALANCE_QUANTUM (1e-6 of the currency unit), ROUND_HALF_UP."""
-    return _quantize_half_up(amount, -BALANCE_QUANTUM.as_tuple().exponent)
+    return _quantize_half_up(amount, _BALANCE_PLACES)
 
 
 def to_minor_units(amount: Decimal, currency: str) -> int:
@@ -156,7 +163,7 @@ def to_minor_units(amount: Decimal, currency: str) -> int:
         scaled = amount.scaleb(exponent)
         if scaled != scaled.to_integral_value():
             raise ValueError(f"{amount} {currency} is not a whole number of minor units; round it first")
-        return int(scaled)
+        return int(scaled)  # exact: scaled was just checked to be integral, so int() cannot truncate
 
 
 def from_minor_units(n: int, currency: str) -> Decimal:
@@ -324,12 +331,6 @@ def _quantize_half_up(amount: Decimal, places: int) -> Decimal:
     with localcontext(_ROUNDING_CONTEXT):
         rounded = amount.quantize(Decimal((0, (1,), -places)), rounding=ROUND_HALF_UP)
     return rounded.copy_abs() if rounded.is_zero() else rounded
-
-
-def require_decimal(value: object, name: str) -> None:
-    """TypeError unless `value` is a Decimal: money and quantities never travel as floats or ints."""
-    if not isinstance(value, Decimal):
-        raise TypeError(f"{name} must be a Decimal, not {_type_name(value)}")
 
 
 def _places_text(places: int) -> str:

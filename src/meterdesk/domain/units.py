@@ -54,8 +54,8 @@ def validate_unit_code(code: object, field: str = "code") -> str:
     if not UNIT_CODE_RE.fullmatch(code):
         raise InvalidInput(
             field,
-            "must be 1 to 40 characters: a lowercase letter, then lowercase letters, digits or underscores "
-            f"(like api_calls); got {quote_input(code)}",
+            "must be 1 to 40 characters: a lowercase letter, then lowercase letters, digits or underscores; "
+            f"got {quote_input(code)}",
         )
     return code
 
