@@ -369,7 +369,10 @@ def import_usage(
 
 
 def _run(importer: _Importer, batch, result: ImportResult, progress, handle, total_bytes) -> None:
+    reported = len(result.errors)
     importer.run_batch(batch, now_us())
+    # Validation and writing report separately; keep the batch's errors in line order.
+    result.errors[reported:] = sorted(result.errors[reported:], key=lambda error: error["line"])
     result.lines = batch[-1][0]
     if progress:
         try:
