@@ -335,9 +335,10 @@ def _no_such(kind: str, object_id: str, param: str) -> StripeErrorResponse:
 class _Account:
     """The objects of one Stripe test-mode account and what the API endpoints do to them."""
 
-    def __init__(self, fixtures: Mapping[str, dict[str, Any]], clock: Callable[[], float]):
+    def __init__(self, fixtures: Mapping[str, dict[str, Any]], clock: Callable[[], float], search_lag: float):
         self._fixtures = fixtures
         self._clock = clock
+        self._search_lag = search_lag
         self.customers: dict[str, dict[str, Any]] = {}
         self.invoice_items: dict[str, dict[str, Any]] = {}
         self.invoices: dict[str, dict[str, Any]] = {}
@@ -402,7 +403,12 @@ class _Account:
 
     def search_customers(self, params: dict[str, Any]) -> dict[str, Any]:
         clauses = _parse_search_query(params["query"])
-        found = [c for c in self.customers.values() if all(_clause_matches(c, clause) for clause in clauses)]
+        indexed_before = self._clock() - self._search_lag  # Stripe's search index trails writes
+        found = [
+            c
+            for c in self.customers.values()
+            if c["created"] <= indexed_before and all(_clause_matches(c, clause) for clause in clauses)
+        ]
         found.sort(key=lambda c: c["created"], reverse=True)
         offset = int(params.get("page") or 0)
         limit = _limit(params)
@@ -1008,6 +1014,8 @@ class StripeTestServer:
 
     `api_keys`: the secret keys it accepts (default: any `sk_test_...` or `rk_test_...` key).
     `clock`: where `created` and the status timestamps come from (default `time.time`).
+    `search_lag`: seconds before a new customer shows up in /v1/customers/search. Stripe's search is
+    eventually consistent ("under a minute" behind); 0 makes it immediate.
     """
 
     def __init__(
@@ -1018,10 +1026,11 @@ class StripeTestServer:
         fixtures_path: str | os.PathLike[str] | None = None,
         api_keys: Collection[str] | None = None,
         clock: Callable[[], float] = time.time,
+        search_lag: float = 0.0,
     ):
         self._address = (host, port)
         self._api_keys = frozenset(api_keys) if api_keys is not None else None
-        self._account = _Account(load_fixtures(fixtures_path), clock)
+        self._account = _Account(load_fixtures(fixtures_path), clock, search_lag)
         self._lock = threading.RLock()
         self._faults: list[_Fault] = []
         self._idempotent: dict[tuple[str, str], _StoredResponse] = {}
