@@ -39,6 +39,7 @@ __all__ = [
     "StripeRejected",
     "StripeUnavailable",
     "api_key_from_environment",
+    "idempotency_key",
     "set_api_key_in_keyring",
 ]
 
@@ -137,6 +138,24 @@ class StripeItemSpec:
 
 
 # ------------------------------------------------------------------------------------------------ keys
+
+_KEY_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:@+")
+_MAX_KEY_LENGTH = 255  # Stripe's limit
+
+
+def idempotency_key(kind: str, *ids: object) -> str:
+    """`meterdesk-{kind}-{id}-{id}...`, the Idempotency-Key of one meterdesk write; the same ids, the same key.
+
+    Customer ids are the product's own strings: one that would not survive an HTTP header (spaces, non-ASCII)
+    or would make the key longer than Stripe allows is replaced by its SHA-256, still derived from it alone.
+    """
+    parts = [str(i) for i in ids]
+    key = "-".join(["meterdesk", kind, *parts])
+    if len(key) <= _MAX_KEY_LENGTH and all(c in _KEY_SAFE for c in key):
+        return key
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+    return f"meterdesk-{kind}-sha256-{digest}"
+
 
 
 def api_key_from_environment() -> str | None:
@@ -238,7 +257,7 @@ class StripeGateway:
                     lambda: customers.update(
                         existing_id,
                         params=changes,  # type: ignore[arg-type]
-                        options={"idempotency_key": f"meterdesk-customer-{spec.meterdesk_id}-update-{digest}"},
+                        options={"idempotency_key": idempotency_key("customer", spec.meterdesk_id, "update", digest)},
                     ),
                 )
             return existing_id
@@ -252,7 +271,7 @@ class StripeGateway:
             f"create the Stripe customer for meterdesk customer {spec.meterdesk_id!r}",
             lambda: customers.create(
                 params=params,  # type: ignore[arg-type]
-                options={"idempotency_key": f"meterdesk-customer-{spec.meterdesk_id}"},
+                options={"idempotency_key": idempotency_key("customer", spec.meterdesk_id)},
             ).to_dict(),
         )
         return created["id"]
@@ -309,7 +328,7 @@ class StripeGateway:
             f"create the Stripe invoice item for line {spec.line_id} of meterdesk invoice {spec.invoice_id}",
             lambda: self._client.v1.invoice_items.create(
                 params=params,  # type: ignore[arg-type]
-                options={"idempotency_key": f"meterdesk-invoiceitem-{spec.invoice_id}-{spec.line_id}"},
+                options={"idempotency_key": idempotency_key("invoiceitem", spec.invoice_id, spec.line_id)},
             ).to_dict(),
         )
         return item["id"]
@@ -394,7 +413,7 @@ class StripeGateway:
                 f"create the Stripe invoice for meterdesk invoice {invoice_id}",
                 lambda: self._client.v1.invoices.create(
                     params=params,  # type: ignore[arg-type]
-                    options={"idempotency_key": f"meterdesk-invoice-{invoice_id}"},
+                    options={"idempotency_key": idempotency_key("invoice", invoice_id)},
                 ).to_dict(),
             )
             stripe_invoice_id = created["id"]
@@ -450,7 +469,7 @@ class StripeGateway:
             invoice = self._call(
                 f"finalize Stripe invoice {stripe_invoice_id} (meterdesk invoice {invoice_id})",
                 lambda: self._client.v1.invoices.finalize_invoice(
-                    stripe_invoice_id, options={"idempotency_key": f"meterdesk-finalize-{invoice_id}"}
+                    stripe_invoice_id, options={"idempotency_key": idempotency_key("finalize", invoice_id)}
                 ).to_dict(),
             )
         return {"id": invoice["id"], "status": invoice["status"], "total": invoice["total"],

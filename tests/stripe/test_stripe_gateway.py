@@ -22,6 +22,7 @@ from meterdesk.stripe_gateway import (
     StripeRejected,
     StripeUnavailable,
     api_key_from_environment,
+    idempotency_key,
     set_api_key_in_keyring,
 )
 from meterdesk.testing.stripe_server import StripeTestServer
@@ -395,6 +396,36 @@ def test_a_key_stripe_refuses_is_reported_without_showing_it():
 def test_a_base_address_that_is_not_http_is_invalid_input():
     with pytest.raises(InvalidInput, match=API_BASE_ENV):
         StripeGateway(TEST_KEY, "127.0.0.1:12111")
+
+
+# ------------------------------------------------------------------------------------- idempotency keys
+
+
+def test_keys_read_as_the_meterdesk_ids_they_come_from():
+    assert idempotency_key("customer", "acme") == "meterdesk-customer-acme"
+    assert idempotency_key("invoiceitem", 7, 12) == "meterdesk-invoiceitem-7-12"
+    assert idempotency_key("finalize", 7) == "meterdesk-finalize-7"
+
+
+@pytest.mark.parametrize("customer_id", ["Müller & Söhne", "東京-42", "x" * 300, "a b"])
+def test_ids_no_header_could_carry_become_a_hash_of_themselves(customer_id):
+    key = idempotency_key("customer", customer_id)
+
+    assert key.startswith("meterdesk-customer-sha256-")
+    assert key.isascii() and len(key) <= 255
+    assert key == idempotency_key("customer", customer_id)
+    assert key != idempotency_key("customer", customer_id + "!")
+
+
+def test_a_customer_with_a_non_ascii_id_is_settled_like_any_other(gateway, stripe_server):
+    spec = StripeCustomerSpec("Müller & Söhne 東京", "Müller & Söhne", None)
+
+    first = gateway.ensure_customer(spec, None)
+
+    assert gateway.ensure_customer(spec, None) == first
+    assert stripe_server.customers[first]["metadata"] == {"meterdesk_customer_id": "Müller & Söhne 東京"}
+    (request,) = stripe_server.requests_to("POST", "/v1/customers")
+    assert request.idempotency_key == idempotency_key("customer", "Müller & Söhne 東京")
 
 
 # ------------------------------------------------------------------------------------------ item specs

@@ -169,6 +169,28 @@ def test_an_error_from_the_endpoint_is_stored_and_replayed_too(stripe_client, st
     assert [r.replayed for r in stripe_server.requests_to("POST", "/v1/invoiceitems")] == [False, True]
 
 
+def test_idempotency_keys_longer_than_stripe_allows_are_refused(stripe_client, stripe_server):
+    with pytest.raises(stripe.IdempotencyError, match="up to 255 characters"):
+        stripe_client.v1.customers.create(params={"name": "Acme"}, options={"idempotency_key": "k" * 256})
+
+    assert stripe_server.customers == {}
+
+
+def test_a_fault_in_the_server_itself_answers_500_rather_than_dropping_the_connection(
+    make_client, stripe_server, monkeypatch
+):
+    def broken(params):
+        raise KeyError("oops")
+
+    monkeypatch.setattr(stripe_server._account, "create_customer", broken)
+
+    with pytest.raises(stripe.APIError, match="test server failed: KeyError") as caught:
+        make_client(max_network_retries=3).v1.customers.create(params={"name": "Acme"})
+
+    assert caught.value.http_status == 500
+    assert len(stripe_server.requests) == 1  # Stripe-Should-Retry: false, so the library did not retry
+
+
 # --------------------------------------------------------------------------------------------- objects
 
 

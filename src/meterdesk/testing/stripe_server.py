@@ -51,6 +51,7 @@ _DEFAULT_FIXTURES = _REPO_DIR.parent / "shared" / "stripe" / "fixtures3.json"
 
 _ALNUM = string.ascii_letters + string.digits
 _MAX_LIST_LIMIT = 100
+_MAX_IDEMPOTENCY_KEY = 255
 _EMBEDDED_LINES = 10  # an invoice object embeds its first lines; the rest are paged from /lines
 FAULTS = ("drop_before_commit", "drop_after_commit", "500", "429", "lock_timeout")
 
@@ -410,7 +411,10 @@ class _Account:
             if c["created"] <= indexed_before and all(_clause_matches(c, clause) for clause in clauses)
         ]
         found.sort(key=lambda c: c["created"], reverse=True)
-        offset = int(params.get("page") or 0)
+        page_token = params.get("page") or "0"
+        if not page_token.isdigit():
+            raise StripeErrorResponse(400, f"Invalid page: {page_token}", param="page")
+        offset = int(page_token)
         limit = _limit(params)
         page = found[offset : offset + limit]
         more = offset + limit < len(found)
@@ -1148,7 +1152,13 @@ class StripeTestServer:
         with self._lock:
             record = RecordedRequest(method, path, {}, key, None)
             self.requests.append(record)
-            answer = self._answer_locked(method, path, split.query, headers, body, record, request_id)
+            try:
+                answer = self._answer_locked(method, path, split.query, headers, body, record, request_id)
+            except Exception as error:  # a bug here must read as a server error, not as a dropped connection
+                answer = _error_answer(StripeErrorResponse(
+                    500, f"The meterdesk Stripe test server failed: {type(error).__name__}: {error}", type="api_error",
+                    headers={"Stripe-Should-Retry": "false"},
+                ))
             record.status = answer.status
         answer.headers.setdefault("Request-Id", request_id)
         answer.headers["Stripe-Version"] = headers.get("Stripe-Version") or stripe.api_version
@@ -1193,9 +1203,17 @@ class StripeTestServer:
             raw = decode_form(query)
             if method == "POST":
                 raw.update(decode_form(body))
+            record.params = raw
             params = check_params(param_schema(getattr(stripe.params, route.params_class)), raw)
             record.params = params
             idempotency_key = headers.get("Idempotency-Key") if route.writes else None
+            if idempotency_key and len(idempotency_key) > _MAX_IDEMPOTENCY_KEY:
+                raise StripeErrorResponse(
+                    400,
+                    f"Idempotency keys can be up to {_MAX_IDEMPOTENCY_KEY} characters long; this one has "
+                    f"{len(idempotency_key)}.",
+                    type="idempotency_error",
+                )
             if idempotency_key:
                 stored = self._idempotent.get((api_key, idempotency_key))
                 if stored is not None:
