@@ -94,3 +94,7 @@ def test_sqlite_runs_in_wal_mode(ledger):
     with ledger.read() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_head_revision_constant_matches_alembic():
+    assert migrate.HEAD_REVISION == migrate.head_revision()
