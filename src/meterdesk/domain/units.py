@@ -60,8 +60,20 @@ def validate_unit_code(code: object, field: str = "code") -> str:
     return code
 
 
+# The shape almost every recorded amount has ("1500", "2.5"): checked without the general parser, which
+# stays the one authority for everything else and for every error message. Bulk imports live on this path.
+_PLAIN_AMOUNT = re.compile(r"(\d{1,16})(?:\.(\d{1,6}))?")
+
+
 def validate_usage_amount(unit: Unit, value: object, field: str = "amount") -> Decimal:
     """A recorded usage amount: finite, positive, at most 10^15, no more decimal places than the unit allows."""
+    if type(value) is str and (match := _PLAIN_AMOUNT.fullmatch(value)):
+        fraction = match[2] or ""
+        if not fraction[unit.decimals :].strip("0"):
+            fraction = fraction[: unit.decimals]
+            number = Decimal(f"{match[1]}.{fraction}" if fraction else match[1])
+            if 0 < number <= MAX_AMOUNT:
+                return number
     number = parse_decimal(value, field, minimum=Decimal(0), exclusive_minimum=True, maximum=MAX_AMOUNT)
     return _fit_unit_places(unit, number, field)
 
@@ -82,6 +94,8 @@ def validate_request_id(value: object, field: str = "request_id") -> str:
         raise InvalidInput(field, f"is {len(value)} characters long; at most {MAX_REQUEST_ID_LENGTH} allowed")
     if not value.strip():
         raise InvalidInput(field, "must not be only whitespace")
+    if value.isprintable():
+        return value
     for position, character in enumerate(value):
         if not character.isprintable():
             raise InvalidInput(

@@ -27,6 +27,10 @@ class Timeline:
         self._last = (start, end, period)
         return period
 
+    def name(self, period: Period) -> str:
+        """'YYYY-MM', remembered: formatting it is measurable at a million entries."""
+        return _name(period)
+
     def bounds(self, period: Period) -> tuple[int, int]:
         """(start, end) of a period in microseconds, end exclusive."""
         return _bounds(period, self.timezone)
@@ -41,6 +45,11 @@ class Timeline:
     def clamp(self, instant_us: int, period: Period) -> int:
         start, end = self.bounds(period)
         return min(max(instant_us, start), end - 1)
+
+
+@lru_cache(maxsize=4096)
+def _name(period: Period) -> str:
+    return str(period)
 
 
 @lru_cache(maxsize=4096)

@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from meterdesk.domain.errors import Conflict, InvalidInput, MeterdeskError, NotFound
-from meterdesk.domain.periods import check_not_future, from_micros, parse_timestamp, to_micros
+from meterdesk.domain.periods import MAX_FUTURE_SKEW, check_not_future, from_micros, parse_timestamp, to_micros
 from meterdesk.domain.units import validate_request_id, validate_usage_amount
 from meterdesk.services.context import default_actor, now_us
 from meterdesk.services.shapes import exact_money, money
@@ -23,6 +23,7 @@ from meterdesk.store.queries import CustomerRow, customer_by_external_id, custom
 from meterdesk.store.schema import SOURCES, customers
 
 MAX_NOTE_LENGTH = 2000
+MAX_FUTURE_SKEW_US = int(MAX_FUTURE_SKEW.total_seconds()) * 1_000_000
 MAX_REPORTED_ERRORS = 10_000
 IMPORT_BATCH = 5000
 
@@ -71,11 +72,11 @@ def parse_occurred_at(value, now: int, field: str = "occurred_at") -> int | None
     """An occurred_at as microseconds (None: now); refuses garbage and the future (+5 min skew)."""
     if value is None or value == "":
         return None
-    instant = value if not isinstance(value, str) else parse_timestamp(value, field)
-    if getattr(instant, "tzinfo", None) is None:
-        raise InvalidInput(field, "must carry a time zone (e.g. 2026-11-03T10:00:00Z)")
-    check_not_future(instant, from_micros(now), field)
-    return to_micros(instant)
+    instant = parse_timestamp(value, field)
+    micros = to_micros(instant)
+    if micros > now + MAX_FUTURE_SKEW_US:
+        check_not_future(instant, from_micros(now), field)  # raises, with the domain's message
+    return micros
 
 
 def _duplicate_or_conflict(stored: StoredEntry, entry: NewEntry) -> None:
@@ -126,7 +127,7 @@ def record_usage(
             entry_id = writer.insert_one(row)
             if entry_id is not None:
                 balances = writer.flush()
-                return _result(customer_row, entry_id, False, row["charged"], balances.get(customer_row.id, None) if customer_row.prepaid else None, row["period"], row["late"], writer)
+                return _result(customer_row, entry_id, False, row.charged, balances.get(customer_row.id), row.period, row.late, writer)
             # Lost a race we should not be able to lose under the lock: the unique key kept us honest.
             stored = writer.existing([(customer_row.id, request_id)])[(customer_row.id, request_id)]
         _duplicate_or_conflict(stored, entry)
@@ -290,6 +291,7 @@ class _Importer:
             writer = EntryWriter(connection, self.ledger, now, "import", self.actor)
             writer.lock_customers(entry.customer.id for _, entry in prepared)
             stored = writer.existing((entry.customer.id, entry.request_id) for _, entry in prepared)
+            writer.preload([entry for _, entry in prepared if (entry.customer.id, entry.request_id) not in stored])
             seen: dict[tuple[int, str], NewEntry] = {}
             rows = []
             recorded = duplicates = 0

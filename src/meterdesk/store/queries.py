@@ -164,22 +164,29 @@ def plan_version_in_force(
 
 
 def subscriptions_of(connection: Connection, customer_id: int) -> list[SubscriptionRow]:
+    return subscriptions_of_many(connection, [customer_id]).get(customer_id, [])
+
+
+def subscriptions_of_many(connection: Connection, customer_ids: list[int]) -> dict[int, list[SubscriptionRow]]:
+    """Each customer's subscriptions, oldest first, in one query."""
+    found: dict[int, list[SubscriptionRow]] = {}
     rows = connection.execute(
         select(subscriptions, plans.c.code)
         .join(plans, plans.c.id == subscriptions.c.plan_id)
-        .where(subscriptions.c.customer_id == customer_id)
-        .order_by(subscriptions.c.starts_on, subscriptions.c.id)
+        .where(subscriptions.c.customer_id.in_(customer_ids))
+        .order_by(subscriptions.c.customer_id, subscriptions.c.starts_on, subscriptions.c.id)
     )
-    return [
-        SubscriptionRow(
-            row.id,
-            row.plan_id,
-            row.code,
-            date.fromisoformat(row.starts_on),
-            date.fromisoformat(row.ends_on) if row.ends_on else None,
+    for row in rows:
+        found.setdefault(row.customer_id, []).append(
+            SubscriptionRow(
+                row.id,
+                row.plan_id,
+                row.code,
+                date.fromisoformat(row.starts_on),
+                date.fromisoformat(row.ends_on) if row.ends_on else None,
+            )
         )
-        for row in rows
-    ]
+    return found
 
 
 def subscription_for(connection: Connection, customer_id: int, period: Period) -> SubscriptionRow | None:
