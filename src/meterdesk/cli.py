@@ -91,10 +91,22 @@ def cmd_unit_list(args) -> int:
 
 def _plan_text(info) -> str:
     shape = info.to_json()
-    lines = [f"{shape['code']}  {shape['name']}  ({shape['currency']}, version {shape['version']} of {shape['versions']})", f"  base fee {shape['base_fee']} per month"]
+    lines = [
+        f"{shape['code']}  {shape['name']}  ({shape['currency']}, version {shape['version']} of {shape['versions']})",
+        f"  base fee {shape['base_fee']} per month",
+    ]
     for charge in shape.get("charges", []):
-        detail = ", ".join(f"{k}={v}" for k, v in charge.items() if k not in ("unit", "model"))
-        lines.append(f"  {charge['unit']}: {charge['model']}  {detail}")
+        included = f", {charge['included']} included" if charge.get("included") not in (None, "0") else ""
+        if charge["model"] in ("graduated", "volume"):
+            lines.append(f"  {charge['unit']}: {charge['model']}{included}")
+            for tier in charge["tiers"]:
+                bound = f"up to {tier['up_to']}" if tier.get("up_to") else "above"
+                fee = f" + {tier['flat_fee']} flat" if tier.get("flat_fee") not in (None, "0") else ""
+                lines.append(f"      {bound:<16} {tier['unit_price']} each{fee}")
+        elif charge["model"] == "package":
+            lines.append(f"  {charge['unit']}: {charge['package_price']} per package of {charge['package_size']}{included}")
+        else:
+            lines.append(f"  {charge['unit']}: {charge['unit_price']} each{included}")
     return "\n".join(lines)
 
 

@@ -153,3 +153,33 @@ def test_invalid_request_ids(value, problem):
         validate_request_id(value)
     assert caught.value.field == "request_id"
     assert problem in caught.value.problem
+
+
+from hypothesis import given, strategies as st
+
+
+@given(
+    whole=st.integers(min_value=0, max_value=10**15),
+    fraction=st.text(alphabet="0123456789", max_size=6),
+    decimals=st.integers(min_value=0, max_value=6),
+)
+def test_the_fast_path_for_plain_amounts_agrees_with_the_general_parser(whole, fraction, decimals):
+    """Plain strings take a shortcut in validate_usage_amount; its answer must be the parser's, exactly."""
+    from decimal import Decimal
+
+    from meterdesk.domain.errors import InvalidInput
+    from meterdesk.domain.units import Unit, validate_usage_amount
+
+    unit = Unit("metered", "Metered", decimals)
+    text = f"{whole}.{fraction}" if fraction else str(whole)
+    try:
+        expected = validate_usage_amount(unit, Decimal(text))  # not a str: the general parser
+    except InvalidInput as error:
+        expected = ("refused", error.field)
+    try:
+        actual = validate_usage_amount(unit, text)
+    except InvalidInput as error:
+        actual = ("refused", error.field)
+    assert actual == expected
+    if not isinstance(actual, tuple):
+        assert str(actual) == str(expected)

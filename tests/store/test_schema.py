@@ -88,12 +88,14 @@ def test_foreign_keys_are_enforced(ledger):
             connection.execute(text("INSERT INTO customer_balances (customer_id, granted, charged, balance) VALUES (999, 0, 0, 0)"))
 
 
-def test_sqlite_runs_in_wal_mode(ledger):
-    if ledger.dialect != "sqlite":
-        pytest.skip("WAL is a SQLite setting")
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_template, tmp_path):
+    from meterdesk.store.engine import open_ledger
+
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'wal.sqlite3'}")
     with ledger.read() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    ledger.close()
 
 
 def test_head_revision_constant_matches_alembic():

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from meterdesk.domain.errors import Conflict, InvalidInput
 from meterdesk.domain.periods import Period
-from meterdesk.domain.pricing import PriceLine, base_fee_line, charge_amount, describe_usage, usage_line
+from meterdesk.domain.pricing import PriceLine, base_fee_line, charge_amount, usage_line
 from meterdesk.services.audit import record_audit
 from meterdesk.services.context import default_actor, now_us
 from meterdesk.services.shapes import money, plain
@@ -119,7 +119,7 @@ def compute_invoice(connection: Connection, ledger: Ledger, customer: CustomerRo
                 lines.append(InvoiceLine("usage", charge.unit, line.description, regular, line.amount, line.unit_price, _tiers_json(line)))
                 if adjusted:
                     amount = charge_amount(charge, total, plan.currency) - line.amount
-                    description = f"{charge.unit}: late usage and corrections, {plain(adjusted)} (period total {describe_usage(charge, total)})"
+                    description = f"{charge.unit}: late usage and corrections ({plain(adjusted)}); period total {plain(total)}"
                     lines.append(InvoiceLine("correction", charge.unit, description, adjusted, amount))
     return Invoice(customer.external_id, customer.name, customer.mode, str(period), customer.currency, tuple(lines), None, version.id if version else None)
 
