@@ -1,0 +1,1 @@
+"""Dialogs: each validates before it enables OK and does its work on a worker."""

@@ -1,0 +1,1 @@
+"""Qt item models over the services' read models (columns as IntEnum, raw values for sorting)."""
