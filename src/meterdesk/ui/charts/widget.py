@@ -1,0 +1,684 @@
+"""CustomerChart: one customer's usage per unit (bars, period-cumulative, allowance and tiers) and balance."""
+
+from __future__ import annotations
+
+import html
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from meterdesk.services.chart_data import ChartData
+from meterdesk.ui.charts import style
+from meterdesk.ui.charts.axes import BillingTimeAxis, QuantityAxis
+from meterdesk.ui.charts.export import write_csv, write_png
+from meterdesk.ui.charts.items import ClippedBars, OverlayViewBox
+from meterdesk.ui.charts.model import US, ChartModel, UnitTrack
+
+BALANCE_ROW = "balance"
+#: Pixels kept free above the data for the legend (plus a line label's height on the cumulative axis).
+_LEGEND_ROOM = 8
+_LABEL_ROOM = 18
+#: Value axes of every row are this wide, so the rows' time axes line up exactly.
+AXIS_WIDTH = 74
+#: A tier boundary above the data is drawn (and the axis stretched to it) while it is this close.
+_NEXT_TIER_REACH = 2.0
+_WIDE_LINE_POINTS = 1500
+
+
+def _legend_sample(pen) -> pg.PlotDataItem:
+    """A line that is never plotted, only shown in a legend (InfiniteLines have no legend sample)."""
+    return pg.PlotDataItem([], [], pen=pen)
+
+
+def fit_y(view: pg.ViewBox, low: float, high: float, reserved_px: float) -> None:
+    """Set the y range so that [low, high] fills the view below `reserved_px` pixels kept free at the top."""
+    span = (high - low) or 1.0
+    height = float(view.height() or 0)
+    if height > reserved_px + 40:
+        top = low + span * height / (height - reserved_px)
+    else:
+        top = high + span * 0.3
+    view.setYRange(low, top, padding=0)
+
+
+class _Row:
+    """One plot row: a PlotWidget with the billing-time axis, a title, a legend, a hover readout and a
+    highlight band. Subclasses draw a unit or the balance into it."""
+
+    key: str = ""
+
+    def __init__(self, chart: CustomerChart) -> None:
+        self.chart = chart
+        self.time_axis = BillingTimeAxis()
+        self.widget = pg.PlotWidget(
+            background=style.BACKGROUND,
+            axisItems={"bottom": self.time_axis, "left": QuantityAxis("left"), "right": QuantityAxis("right")},
+        )
+        self.widget.setMinimumHeight(150)
+        self.widget.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.plot = self.widget.getPlotItem()
+        self.plot.hideButtons()
+        self.plot.setMenuEnabled(False)
+        self.plot.showGrid(x=False, y=True, alpha=1.0)
+        self.view = self.plot.getViewBox()
+        self.view.setMouseEnabled(x=True, y=False)
+        self.view.disableAutoRange()
+        for name in ("left", "bottom", "right"):
+            axis = self.plot.getAxis(name)
+            axis.setPen(style.pen(style.AXIS))
+            axis.setTextPen(style.pen(style.TEXT))
+            # Two tick levels at most: a third adds dozens of alpha-blended grid lines, slow to paint.
+            axis.setStyle(tickFont=style.tick_font(), tickLength=-5, maxTickLevel=0 if name == "left" else 1)
+        self.plot.getAxis("right").setGrid(False)
+        # The grid is the left axis's ticks drawn across: opaque light lines, far cheaper than alpha ones.
+        self.plot.getAxis("left").setTickPen(style.pen(style.GRID))
+        self.plot.getAxis("left").setStyle(tickAlpha=255)
+        self.plot.getAxis("left").setWidth(AXIS_WIDTH)
+        self.plot.getAxis("right").setWidth(AXIS_WIDTH)
+        self.legend = pg.LegendItem(offset=(6, 2), brush=pg.mkBrush(255, 255, 255, 225), pen=style.pen("#d5dbe1"), labelTextColor=style.TEXT, horSpacing=14)
+        self.legend.setParentItem(self.view)
+        self.highlight = pg.LinearRegionItem(
+            values=(0, 0), movable=False, brush=pg.mkBrush(style.with_alpha(style.HIGHLIGHT, 24)), pen=pg.mkPen(None)
+        )
+        self.highlight.setZValue(-10)
+        self.highlight.hide()
+        self.view.addItem(self.highlight, ignoreBounds=True)
+        self.readout = pg.TextItem(anchor=(0, 0), border=style.pen("#c3ccd5"), fill=pg.mkBrush(255, 255, 255, 240))
+        self.readout.setZValue(100)
+        self.readout.hide()
+        self.view.addItem(self.readout, ignoreBounds=True)
+        scene = self.widget.scene()
+        scene.sigMouseMoved.connect(self._mouse_moved)
+        scene.sigMouseClicked.connect(self._mouse_clicked)
+        self.view.sigXRangeChanged.connect(lambda *_: chart._x_range_changed(self))
+        self.view.sigResized.connect(lambda *_: self.fit())
+
+    def fit(self) -> None:
+        """Re-fit the value ranges to the view's current height (subclasses know their data)."""
+
+    def legend_room(self) -> float:
+        return self.legend.boundingRect().height() + _LEGEND_ROOM if self.legend.items else 0.0
+
+    # -- shared plumbing -------------------------------------------------------------------------
+    def set_timezone(self, timezone) -> None:
+        self.time_axis.set_timezone(timezone)
+
+    def set_bottom_labels(self, shown: bool, timezone_name: str) -> None:
+        axis = self.plot.getAxis("bottom")
+        axis.setStyle(showValues=shown)
+        axis.setLabel(f"Billing time ({timezone_name})" if shown else None, color=style.MUTED)
+        axis.showLabel(shown)
+
+    def set_legend(self, entries: list[tuple[object, str]]) -> None:
+        key = [(id(item), name) for item, name in entries]
+        if key == getattr(self, "_legend_key", None):
+            return  # the same entries: rebuilding the legend's labels is the slowest part of an update
+        self._legend_key = key
+        self.legend.clear()
+        self.legend.setColumnCount(max(1, len(entries)))
+        for item, name in entries:
+            self.legend.addItem(item, html.escape(name))
+
+    def _instant_at(self, scene_pos) -> int | None:
+        if not self.view.sceneBoundingRect().contains(scene_pos):
+            return None
+        return int(round(self.view.mapSceneToView(scene_pos).x() * US))
+
+    def _mouse_moved(self, scene_pos) -> None:
+        instant = self._instant_at(scene_pos)
+        if instant is None:
+            self.chart._hover_left(self)
+            return
+        self.chart.hover_at(self.key, instant)
+
+    def _mouse_clicked(self, event) -> None:
+        if event.button() != Qt.MouseButton.LeftButton:
+            return
+        instant = self._instant_at(event.scenePos())
+        if instant is None:
+            return
+        if event.double():
+            self.chart.reset_zoom()
+            return
+        self.chart.click_at(self.key, instant)
+
+    def show_highlight(self, start_us: int, end_us: int) -> None:
+        self.highlight.setRegion((start_us / US, end_us / US))
+        self.highlight.show()
+
+    def show_readout(self, text_html: str, instant_us: int) -> None:
+        (low, high), (bottom, top) = self.view.viewRange()
+        x = instant_us / US
+        right_half = x > (low + high) / 2
+        self.readout.setAnchor((1, 0) if right_half else (0, 0))
+        offset = (high - low) * 0.01
+        self.readout.setHtml(f'<div style="color:{style.TEXT}; font-size:9pt">{text_html}</div>')
+        per_pixel = (top - bottom) / max(1.0, float(self.view.height() or 1))
+        self.readout.setPos(x - offset if right_half else x + offset, top - (self.legend_room() + 2) * per_pixel)
+        self.readout.show()
+
+    def hide_hover(self) -> None:
+        self.highlight.hide()
+        self.readout.hide()
+
+
+class _UnitRow(_Row):
+    """Bars per bucket on the left axis; the period-cumulative, allowance and tier lines on the right."""
+
+    def __init__(self, chart: CustomerChart) -> None:
+        super().__init__(chart)
+        self.track: UnitTrack | None = None
+        self.bars = ClippedBars(self.view, brush=pg.mkBrush("#888888"))
+        self.markers = pg.ScatterPlotItem(symbol="t", size=11, pen=style.pen("#ffffff", 1), brush=pg.mkBrush(style.REVERSAL))
+        self.markers.setZValue(20)
+        self.view.addItem(self.markers)
+        self.plot.showAxis("right")
+        self.overlay = OverlayViewBox()
+        self.overlay.follow(self.view)
+        self.overlay.disableAutoRange()
+        self.plot.getAxis("right").linkToView(self.overlay)
+        self.cumulative = pg.PlotDataItem(pen=style.pen("#444444", 2))
+        self.cumulative.setDownsampling(auto=True, method="peak")
+        self.cumulative.setClipToView(True)
+        self.cumulative.setZValue(10)
+        self.overlay.addItem(self.cumulative)
+        self.included_line = pg.InfiniteLine(
+            angle=0, movable=False, pen=style.pen(style.ALLOWANCE, 1.4, Qt.PenStyle.DashLine),
+            label="", labelOpts={"position": 0.99, "anchors": [(1, 1), (1, 1)], "color": style.ALLOWANCE, "fill": (255, 255, 255, 200)},
+        )
+        self.overlay.addItem(self.included_line, ignoreBounds=True)
+        self.tier_lines: list[pg.InfiniteLine] = []
+        self._samples: dict[str, pg.PlotDataItem] = {}
+        self._extents = (0.0, 1.0, 0.0, 1.0)
+
+    def fit(self) -> None:
+        bars_low, bars_high, line_low, line_high = self._extents
+        room = self.legend_room()
+        fit_y(self.view, bars_low, bars_high, room)
+        fit_y(self.overlay, line_low, line_high, room + _LABEL_ROOM)
+
+    def _tier_line(self, index: int) -> pg.InfiniteLine:
+        while len(self.tier_lines) <= index:
+            line = pg.InfiniteLine(
+                angle=0, movable=False, pen=style.pen(style.TIER, 1.2, Qt.PenStyle.DotLine),
+                label="", labelOpts={"position": 0.99, "anchors": [(1, 1), (1, 1)], "color": style.TIER, "fill": (255, 255, 255, 200)},
+            )
+            self.overlay.addItem(line, ignoreBounds=True)
+            self.tier_lines.append(line)
+        return self.tier_lines[index]
+
+    def set_track(self, track: UnitTrack, colour: QColor, model: ChartModel) -> None:
+        self.track = track
+        self.key = track.code
+        per = style.GRANULARITY_NOUN[model.granularity]
+        bar_colour = style.with_alpha(colour, 200)
+        line_colour = style.darker(colour, 150)
+        self.bars.set_brush(pg.mkBrush(bar_colour))
+        # Wide pens go through Qt's slow stroker; a dense line (a year of hours) reads fine at 1 px.
+        self.cumulative.setPen(style.pen(line_colour, 2.2 if len(track.line_x) <= _WIDE_LINE_POINTS else 1.0))
+        self.bars.set_data(track.starts_s, track.ends_s, track.heights)
+        self.cumulative.setData(track.line_x, track.line_y)
+
+        low = min(0.0, float(track.heights.min())) if len(track) else 0.0
+        high = float(track.heights.max()) if len(track) else 0.0
+        high = high if high > 0 else 1.0
+
+        allowance = track.allowance
+        included = float(allowance.included)
+        line_top = float(track.line_y.max()) if len(track.line_y) else 0.0
+        line_low = min(0.0, float(track.line_y.min())) if len(track.line_y) else 0.0
+        reach = max(line_top, included, 1.0)
+        above = [float(b) for b in allowance.tier_bounds if float(b) > reach]
+        if above and above[0] <= reach * _NEXT_TIER_REACH:
+            reach = above[0]  # the next tier is near: show how close the customer is to it
+        top = reach
+        self._extents = (low * 1.06, high * 1.08, line_low * 1.04, reach * 1.02)
+        self.included_line.setVisible(allowance.included > 0)
+        self.included_line.setValue(included)
+        self.included_line.label.setFormat(f"{style.quantity_text(allowance.included)} included")
+        tiers_in_view = 0
+        for index, bound in enumerate(allowance.tier_bounds):
+            line = self._tier_line(index)
+            line.setValue(float(bound))
+            line.label.setFormat(f"tier {index + 2} above {style.quantity_text(bound)}")
+            line.setVisible(float(bound) <= top)
+            tiers_in_view += float(bound) <= top
+        for line in self.tier_lines[len(allowance.tier_bounds):]:
+            line.setVisible(False)
+
+        marks = [(start, count) for start, count in sorted(track.reversals.items())]
+        if marks:
+            xs, ys = [], []
+            for start, count in marks:
+                bucket = model.bucket_at(start) or (start, start)
+                xs.append((bucket[0] + bucket[1]) / 2 / US)
+                ys.append(max(float(track.value_at(start)), 0.0) + high * 0.05)
+            self.markers.setData(x=np.array(xs), y=np.array(ys))
+        else:
+            self.markers.setData(x=[], y=[])
+
+        left = self.plot.getAxis("left")
+        left.setLabel(f"{track.name} per {per}", color=style.TEXT)
+        right = self.plot.getAxis("right")
+        right.setLabel("cumulative in period" if model.granularity != "month" else "cumulative", color=line_colour.name())
+        entries = [(self.bars.item, f"{track.name} per {per}"), (self.cumulative, "cumulative in period")]
+        if allowance.included > 0:
+            entries.append((self._sample("included", pen=style.pen(style.ALLOWANCE, 1.4, Qt.PenStyle.DashLine)), "included allowance"))
+        if tiers_in_view:
+            entries.append((self._sample("tier", pen=style.pen(style.TIER, 1.2, Qt.PenStyle.DotLine)), "tier boundary"))
+        if marks:
+            entries.append((self.markers, "correction (reversal)"))
+        self.set_legend(entries)
+        self.plot.setTitle(self._title(track, model), color=style.TEXT, size="10pt", justify="left")
+        self.fit()
+
+    def _sample(self, name: str, **kwargs) -> pg.PlotDataItem:
+        if name not in self._samples:
+            self._samples[name] = _legend_sample(**kwargs)
+        return self._samples[name]
+
+    def _title(self, track: UnitTrack, model: ChartModel) -> str:
+        parts = [f"<b>{html.escape(track.name)}</b> <span style='color:{style.MUTED}'>({html.escape(track.code)})</span>"]
+        what = "peak" if track.aggregation == "max" else ("entries" if track.aggregation == "count" else "total")
+        parts.append(f"{what} {style.quantity_text(track.quantity)}")
+        if track.allowance.included > 0:
+            parts.append(f"{style.quantity_text(track.allowance.included)} included")
+        next_tier = next((b for b in track.allowance.tier_bounds if b > track.quantity), None)
+        if next_tier is not None and track.allowance.model == "graduated":
+            tier = track.allowance.tier_bounds.index(next_tier) + 2
+            parts.append(f"tier {tier} above {style.quantity_text(next_tier)}")
+        summary = model.summary
+        if summary is not None:
+            unit = next((u for u in summary.units if u.unit == track.code), None)
+            # A custom range is not an invoice: its amounts would only be an estimate, so none is shown.
+            if unit is not None and track.allowance.model is not None and summary.period is not None:
+                parts.append(f"billable {style.quantity_text(unit.billable)} = {style.money_text(unit.amount, model.currency)}")
+        return " · ".join(parts)
+
+    def describe(self, instant_us: int, model: ChartModel) -> str | None:
+        track = self.track
+        bucket = model.bucket_at(instant_us)
+        if track is None or bucket is None:
+            return None
+        start, end = bucket
+        index = track.index_at(start)
+        when = style.bucket_text(start, end, model.granularity, model.timezone)
+        if index is not None and index < len(track.values):
+            value = track.values[index]
+            cumulative = track.cumulative[index]
+        elif index is not None:  # a synthetic track without exact values
+            value = Decimal(repr(float(track.heights[index])))
+            cumulative = None
+        else:
+            value = Decimal(0)
+            cumulative = track.cumulative_before(start, model.period_starts_us)
+        lines = [f"<b>{html.escape(when)}</b>", f"{html.escape(track.name)}: <b>{style.quantity_text(value)}</b>"]
+        if cumulative is not None:
+            label = "peak so far this period" if track.aggregation == "max" else "cumulative this period"
+            text = f"{label}: {style.quantity_text(cumulative)}"
+            if track.allowance.included > 0:
+                text += f" of {style.quantity_text(track.allowance.included)} included"
+            lines.append(text)
+        reversals = track.reversals.get(start, 0)
+        if reversals:
+            noun = "reversal" if reversals == 1 else "reversals"
+            lines.append(f"<span style='color:{style.REVERSAL}'>{reversals} {noun} (correction) landed here</span>")
+        return "<br>".join(lines)
+
+
+class _BalanceRow(_Row):
+    """A prepaid customer's balance over time, with zero and the credit limit drawn across."""
+
+    key = BALANCE_ROW
+
+    def __init__(self, chart: CustomerChart) -> None:
+        super().__init__(chart)
+        self.plot.getAxis("right").setStyle(showValues=False)
+        self.plot.showAxis("right")
+        self.line = pg.PlotDataItem(pen=style.pen(style.BALANCE, 2.2), fillLevel=0, fillBrush=pg.mkBrush(style.with_alpha(style.BALANCE, 38)))
+        self.line.setDownsampling(auto=True, method="peak")
+        self.line.setClipToView(True)
+        self.view.addItem(self.line)
+        self.zero = pg.InfiniteLine(pos=0, angle=0, movable=False, pen=style.pen(style.AXIS, 1))
+        self.view.addItem(self.zero, ignoreBounds=True)
+        self.limit = pg.InfiniteLine(
+            angle=0, movable=False, pen=style.pen(style.BALANCE_NEGATIVE, 1.4, Qt.PenStyle.DashLine),
+            label="", labelOpts={"position": 0.99, "anchors": [(1, 1), (1, 1)], "color": style.BALANCE_NEGATIVE, "fill": (255, 255, 255, 200)},
+        )
+        self.view.addItem(self.limit, ignoreBounds=True)
+        self.model: ChartModel | None = None
+        self._extents = (0.0, 1.0)
+        self._limit_sample = _legend_sample(pen=style.pen(style.BALANCE_NEGATIVE, 1.4, Qt.PenStyle.DashLine))
+        self._line_sample = _legend_sample(pen=style.pen(style.BALANCE, 2.2))
+
+    def set_model(self, model: ChartModel) -> None:
+        self.model = model
+        balance = model.balance
+        assert balance is not None
+        self.line.setData(balance.line_x, balance.line_y)
+        floor = -float(balance.credit_limit)
+        low = min(float(balance.line_y.min()), floor, 0.0)
+        high = max(float(balance.line_y.max()), 0.0)
+        span = (high - low) or 1.0
+        self._extents = (low - span * 0.06, high + span * 0.04)
+        self.limit.setValue(floor)
+        self.limit.label.setFormat(f"credit limit {style.money_text(-balance.credit_limit, model.currency)}")
+        self.plot.getAxis("left").setLabel(f"Balance ({model.currency})", color=style.TEXT)
+        self.set_legend([(self._line_sample, f"prepaid balance ({model.currency})"), (self._limit_sample, "credit limit")])
+        current = balance.current
+        colour = style.BALANCE_NEGATIVE if current < -balance.credit_limit else (style.TEXT if current >= 0 else "#b9770e")
+        state = ""
+        if current < -balance.credit_limit:
+            state = " — <b>over the credit limit</b>"
+        elif current < 0:
+            state = " — below zero, within the credit limit"
+        self.plot.setTitle(
+            f"<b>Prepaid balance</b> <span style='color:{colour}'>{style.money_text(current, model.currency)} now{state}</span>",
+            color=style.TEXT, size="10pt", justify="left",
+        )
+        self.fit()
+
+    def fit(self) -> None:
+        fit_y(self.view, *self._extents, self.legend_room())
+
+    def describe(self, instant_us: int, model: ChartModel) -> str | None:
+        balance = model.balance
+        bucket = model.bucket_at(instant_us)
+        if balance is None or bucket is None:
+            return None
+        index = balance.index_at(instant_us, model.edges_us)
+        when = style.bucket_text(bucket[0], bucket[1], model.granularity, model.timezone)
+        if index is None:
+            return f"<b>{html.escape(when)}</b><br>not yet"
+        value = balance.balances[index]
+        at = style.local_time(int(balance.at_us[index]), model.timezone)
+        return (
+            f"<b>{html.escape(when)}</b><br>balance at {at:%d %b %H:%M}: <b>{style.money_text(value, model.currency)}</b>"
+            f"<br><span style='color:{style.MUTED}'>exact {style.exact_money_text(value, model.currency)}</span>"
+        )
+
+
+class CustomerChart(QWidget):
+    """One customer's usage per unit over time and, for prepaid customers, their balance.
+
+    Built once; `set_model` (or `set_data`) only feeds new arrays to the existing items. Rows are added the
+    first time a customer has that many units and are reused after.
+    """
+
+    bucketActivated = Signal(str, str, "qint64", "qint64")  # customer, unit, bucket start (us), bucket end (us)
+    modelChanged = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("customerChart")
+        self.setAutoFillBackground(True)
+        palette = self.palette()
+        palette.setColor(self.backgroundRole(), QColor(style.BACKGROUND))
+        self.setPalette(palette)
+        self.model: ChartModel | None = None
+        self.hover_text: str = ""
+        self._unit_filter: str | None = None
+        self._syncing = False
+        self._unit_rows: list[_UnitRow] = []
+        self.header = QLabel()
+        self.header.setTextFormat(Qt.TextFormat.RichText)
+        self.header.setWordWrap(True)
+        self.figures = QLabel()
+        self.figures.setTextFormat(Qt.TextFormat.RichText)
+        self.figures.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        header_box = QWidget()
+        header_layout = QHBoxLayout(header_box)
+        header_layout.setContentsMargins(10, 8, 12, 6)
+        header_layout.addWidget(self.header, 1)
+        header_layout.addWidget(self.figures)
+        self.placeholder = QLabel("Choose a customer to see their usage.")
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setStyleSheet(f"color: {style.MUTED}; font-size: 12pt;")
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.setSpacing(0)
+        self._layout.addWidget(header_box)
+        self._layout.addWidget(self.placeholder, 1)
+        self.balance_row = _BalanceRow(self)
+        self._layout.addWidget(self.balance_row.widget, 2)
+        self.balance_row.widget.hide()
+        self._show_header(None)
+
+    # -- data --------------------------------------------------------------------------------------
+    def set_data(self, data: ChartData) -> None:
+        self.set_model(ChartModel.from_data(data))
+
+    def set_model(self, model: ChartModel | None) -> None:
+        self.model = model
+        self.hover_text = ""
+        if model is None:
+            for row in self._unit_rows:
+                row.widget.hide()
+            self.balance_row.widget.hide()
+            self.placeholder.show()
+            self._show_header(None)
+            self.modelChanged.emit()
+            return
+        self.placeholder.hide()
+        while len(self._unit_rows) < len(model.units):
+            row = _UnitRow(self)
+            self._unit_rows.append(row)
+            self._layout.insertWidget(self._layout.indexOf(self.balance_row.widget), row.widget, 3)
+        for index, (row, track) in enumerate(zip(self._unit_rows, model.units)):
+            row.set_timezone(model.timezone)
+            row.set_track(track, style.unit_colour(index), model)
+            row.hide_hover()
+        if model.balance is not None:
+            self.balance_row.set_timezone(model.timezone)
+            self.balance_row.set_model(model)
+            self.balance_row.hide_hover()
+        self._show_header(model)
+        self._apply_visibility()
+        self.reset_zoom()
+        self.modelChanged.emit()
+
+    def clear(self) -> None:
+        self.set_model(None)
+
+    def set_unit_filter(self, unit: str | None) -> None:
+        """Show one unit's row only (None: every unit)."""
+        self._unit_filter = unit
+        self._apply_visibility()
+
+    @property
+    def unit_filter(self) -> str | None:
+        return self._unit_filter
+
+    def _visible_rows(self) -> list[_Row]:
+        """The rows on screen: the chosen unit, or every unit with usage in the range (all of them when
+        none has any), then the balance."""
+        model = self.model
+        if model is None:
+            return []
+        rows = self._unit_rows[: len(model.units)]
+        chosen = [row for row in rows if row.key == self._unit_filter]
+        if not chosen:
+            chosen = [row for row in rows if row.track is not None and len(row.track)] or rows
+        visible: list[_Row] = list(chosen)
+        if model.balance is not None:
+            visible.append(self.balance_row)
+        return visible
+
+    def idle_units(self) -> list[str]:
+        """Units of the customer's plan without usage in the range (their rows are left out)."""
+        if self.model is None:
+            return []
+        return [track.code for track in self.model.units if not len(track)]
+
+    def _apply_visibility(self) -> None:
+        visible = self._visible_rows()
+        for row in [*self._unit_rows, self.balance_row]:
+            row.widget.setVisible(row in visible)
+        timezone_name = self.model.timezone.key if self.model else "UTC"
+        for row in visible:
+            row.set_bottom_labels(row is visible[-1], timezone_name)
+
+    def _rows(self) -> list[_Row]:
+        return self._visible_rows()
+
+    def _row(self, key: str) -> _Row | None:
+        return next((row for row in self._rows() if row.key == key), None)
+
+    # -- range ---------------------------------------------------------------------------------------
+    def reset_zoom(self) -> None:
+        model = self.model
+        if model is None:
+            return
+        low, high = model.start_us / US, model.end_us / US
+        self._syncing = True
+        try:
+            for row in [*self._unit_rows, self.balance_row]:
+                row.view.setLimits(xMin=low, xMax=high, minXRange=min(3600.0, high - low))
+                row.view.setXRange(low, high, padding=0)
+        finally:
+            self._syncing = False
+        for row in self._unit_rows:
+            row.bars.refresh()
+
+    def _x_range_changed(self, source: _Row) -> None:
+        if self._syncing:
+            return
+        self._syncing = True
+        try:
+            low, high = source.view.viewRange()[0]
+            for row in [*self._unit_rows, self.balance_row]:
+                if row is not source:
+                    row.view.setXRange(low, high, padding=0)
+        finally:
+            self._syncing = False
+
+    def visible_range_us(self) -> tuple[int, int]:
+        rows = self._rows()
+        if not rows:
+            return (0, 0)
+        low, high = rows[0].view.viewRange()[0]
+        return int(low * US), int(high * US)
+
+    def set_visible_range_us(self, start_us: int, end_us: int) -> None:
+        rows = self._rows()
+        if rows:
+            rows[0].view.setXRange(start_us / US, end_us / US, padding=0)
+
+    # -- reading values ------------------------------------------------------------------------------
+    def bucket_values(self, unit: str) -> list[tuple[int, Decimal]]:
+        """The exact (bucket start, value) pairs the chart draws for `unit`, as the series gave them."""
+        track = self.model.unit(unit) if self.model else None
+        if track is None:
+            return []
+        return [(int(start), value) for start, value in zip(track.starts_us.tolist(), track.values)]
+
+    def drawn_bars(self, unit: str) -> int:
+        row = self._row(unit)
+        return row.bars.drawn if isinstance(row, _UnitRow) else 0
+
+    def hover_at(self, row_key: str, instant_us: int) -> str:
+        """Show the readout for the bucket at `instant_us` in a row (a unit code, or 'balance'); returns
+        the readout's text. The mouse calls this; so can tests and the screenshot script."""
+        model = self.model
+        row = self._row(row_key)
+        if model is None or row is None:
+            return ""
+        text = row.describe(instant_us, model)
+        bucket = model.bucket_at(instant_us)
+        for other in self._rows():
+            if bucket is not None:
+                other.show_highlight(*bucket)
+            if other is not row:
+                other.readout.hide()
+        if text is None or bucket is None:
+            row.readout.hide()
+            self.hover_text = ""
+            return ""
+        row.show_readout(text, instant_us)
+        self.hover_text = _plain_text(text)
+        return self.hover_text
+
+    def _hover_left(self, row: _Row) -> None:
+        row.readout.hide()
+        if not any(other.readout.isVisible() for other in self._rows()):
+            for other in self._rows():
+                other.highlight.hide()
+            self.hover_text = ""
+
+    def click_at(self, row_key: str, instant_us: int) -> bool:
+        """Emit bucketActivated for the unit bucket at `instant_us`; False when there is none."""
+        model = self.model
+        if model is None or row_key == BALANCE_ROW or model.unit(row_key) is None:
+            return False
+        bucket = model.bucket_at(instant_us)
+        if bucket is None:
+            return False
+        self.bucketActivated.emit(model.customer, row_key, bucket[0], bucket[1])
+        return True
+
+    def row_widget(self, row_key: str) -> pg.PlotWidget | None:
+        row = self._row(row_key)
+        return row.widget if row else None
+
+    # -- export ----------------------------------------------------------------------------------------
+    def export_png(self, path: str | Path) -> QSize:
+        """The chart as you see it, as a PNG of the widget's size (times the screen's pixel ratio)."""
+        return write_png(self, path)
+
+    def export_csv(self, path: str | Path) -> int:
+        """The chart's numbers as CSV with exact decimal strings; returns the number of data rows."""
+        if self.model is None:
+            raise ValueError("there is no chart to export")
+        return write_csv(self.model, path)
+
+    # -- header ----------------------------------------------------------------------------------------
+    def _show_header(self, model: ChartModel | None) -> None:
+        if model is None:
+            self.header.setText(f"<span style='color:{style.MUTED}; font-size:13pt'>Usage charts</span>")
+            self.figures.clear()
+            return
+        mode = "prepaid" if model.mode == "prepaid" else "invoiced at period close"
+        plan = f"plan <b>{html.escape(model.plan)}</b> · " if model.plan else "no plan · "
+        when = _period_title(model) if model.period else style.range_text(model.start_us, model.end_us, model.timezone)
+        facts = [html.escape(when), f"{style.GRANULARITY_ADJECTIVE[model.granularity]} buckets", html.escape(model.timezone.key)]
+        idle = [track.name for track in model.units if not len(track)]
+        if idle and len(idle) < len(model.units):
+            facts.append(f"<span style='color:{style.MUTED}'>no usage of {html.escape(', '.join(idle))}</span>")
+        self.header.setText(
+            f"<span style='font-size:14pt; font-weight:600; color:{style.TEXT}'>{html.escape(model.name)}</span>"
+            f"&nbsp;&nbsp;<span style='color:{style.MUTED}'>{html.escape(model.customer)} · {plan}{mode}</span><br>"
+            f"<span style='color:{style.TEXT}'>{' · '.join(facts)}</span>"
+        )
+        first, second = [], []
+        summary = model.summary
+        if summary is not None:
+            if summary.period is not None:
+                first.append(f"base fee {style.money_text(summary.base_fee, model.currency)}")
+                first.append(f"usage {style.money_text(summary.usage_amount, model.currency)}")
+                label = "due" if model.mode == "prepaid" else "total"
+                second.append(f"{label} <b>{style.money_text(summary.due, model.currency)}</b>")
+            if summary.corrections:
+                noun = "correction" if summary.corrections == 1 else "corrections"
+                second.append(f"<span style='color:{style.REVERSAL}'>{summary.corrections} {noun}</span>")
+        if model.balance is not None:
+            colour = style.BALANCE_NEGATIVE if model.balance.current < 0 else style.BALANCE
+            second.append(f"balance <b style='color:{colour}'>{style.money_text(model.balance.current, model.currency)}</b>")
+        self.figures.setText(
+            f"<span style='color:{style.MUTED}'>{' · '.join(first)}</span><br>"
+            f"<span style='color:{style.TEXT}; font-size:11pt'>{' · '.join(second)}</span>"
+        )
+
+
+def _period_title(model: ChartModel) -> str:
+    first = style.local_time(model.start_us, model.timezone)
+    return f"{first:%B %Y} ({style.range_text(model.start_us, model.end_us, model.timezone)})"
+
+
+def _plain_text(text_html: str) -> str:
+    return html.unescape(re.sub(r"<br\s*/?>", "\n", re.sub(r"<(?!br)[^>]+>", "", text_html)))
