@@ -70,6 +70,7 @@ def open_configured_ledger(window, desk: Desk, url: str | None) -> None:
         on_error=failed,
         key="open-ledger",
         description=f"opening {name}",
+        owner=window,
     )
 
 
@@ -106,7 +107,7 @@ def open_demo_ledger(window, desk: Desk, url: str | None = None) -> None:
             timeout_ms=30_000,
         )
 
-    desk.runner.submit(work, on_done=done, on_error=failed, on_progress=progressed, key="open-ledger", description="opening the demo ledger")
+    desk.runner.submit(work, on_done=done, on_error=failed, on_progress=progressed, key="open-ledger", description="opening the demo ledger", owner=window)
 
 
 def create_application(argv: Sequence[str] | None = None) -> QApplication:

@@ -94,6 +94,7 @@ class Desk(QObject):
         on_progress: Callable[[Any], None] | None = None,
         key: str | None = None,
         description: str = "",
+        owner: QObject | None = None,
     ) -> Job | None:
         """Run `work(ledger, job)` on a worker with the open ledger; None when no ledger is open."""
         ledger = self.ledger
@@ -101,7 +102,7 @@ class Desk(QObject):
             return None
         return self.runner.submit(
             lambda job: work(ledger, job),
-            on_done=on_done, on_error=on_error, on_progress=on_progress, key=key, description=description,
+            on_done=on_done, on_error=on_error, on_progress=on_progress, key=key, description=description, owner=owner,
         )
 
     def reload_catalog(self) -> None:

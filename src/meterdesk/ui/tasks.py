@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,11 @@ class _Callbacks:
     on_error: Callable[[BaseException], None] | None
     on_progress: Callable[[Any], None] | None
     job: Job
+    owner: QObject | None = None
+
+    def orphaned(self) -> bool:
+        """The widget that asked is gone (a dialog closed meanwhile): its callbacks must not run."""
+        return self.owner is not None and not shiboken6.isValid(self.owner)
 
 
 class TaskRunner(QObject):
@@ -111,6 +117,7 @@ class TaskRunner(QObject):
         on_progress: Callable[[Any], None] | None = None,
         key: str | None = None,
         description: str = "",
+        owner: QObject | None = None,
     ) -> Job:
         job = Job(next(self._ids), key, description, self._relay)
         if self._closed:
@@ -118,7 +125,7 @@ class TaskRunner(QObject):
             return job
         if key is not None:
             self._latest[key] = job.id
-        self._jobs[job.id] = _Callbacks(on_done, on_error, on_progress, job)
+        self._jobs[job.id] = _Callbacks(on_done, on_error, on_progress, job, owner)
         self._pool.start(_Runnable(job, work))
         self.busy_changed.emit(len(self._jobs))
         return job
@@ -130,7 +137,7 @@ class TaskRunner(QObject):
     def _finished(self, job_id: int, ok: bool, value: Any) -> None:
         callbacks = self._jobs.pop(job_id, None)
         self.busy_changed.emit(len(self._jobs))
-        if callbacks is None or self._closed:
+        if callbacks is None or self._closed or callbacks.orphaned():
             return
         job = callbacks.job
         if not self.is_current(job):
@@ -152,7 +159,7 @@ class TaskRunner(QObject):
     @Slot(int, object)
     def _progressed(self, job_id: int, value: Any) -> None:
         callbacks = self._jobs.get(job_id)
-        if callbacks is not None and callbacks.on_progress is not None and not self._closed:
+        if callbacks is not None and callbacks.on_progress is not None and not self._closed and not callbacks.orphaned():
             callbacks.on_progress(value)
 
     def cancel_all(self) -> None:

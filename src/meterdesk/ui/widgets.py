@@ -59,7 +59,7 @@ class CustomerPicker(QComboBox):
         self.lineEdit().setPlaceholderText("All customers" if allow_any else "Customer id or name")
         self.set_catalog(catalog)
         self.currentIndexChanged.connect(lambda _i: self.changed.emit())
-        self.lineEdit().textEdited.connect(lambda _t: self.changed.emit())
+        self.editTextChanged.connect(lambda _t: self.changed.emit())
 
     def set_catalog(self, catalog) -> None:
         current = self.customer_id()

@@ -341,10 +341,14 @@ class _BalanceRow(_Row):
         super().__init__(chart)
         self.plot.getAxis("right").setStyle(showValues=False)
         self.plot.showAxis("right")
-        self.line = pg.PlotDataItem(pen=style.pen(style.BALANCE, 2.2), fillLevel=0, fillBrush=pg.mkBrush(style.with_alpha(style.BALANCE, 38)))
-        self.line.setDownsampling(auto=True, method="peak")
-        self.line.setClipToView(True)
-        self.view.addItem(self.line)
+        # Above zero the area is green, below it red; the line is drawn on top of both.
+        self.fill_above = pg.PlotDataItem(pen=None, fillLevel=0, fillBrush=pg.mkBrush(style.with_alpha(style.BALANCE, 38)))
+        self.fill_below = pg.PlotDataItem(pen=None, fillLevel=0, fillBrush=pg.mkBrush(style.with_alpha(style.BALANCE_NEGATIVE, 46)))
+        self.line = pg.PlotDataItem(pen=style.pen(style.BALANCE, 2.2))
+        for item in (self.fill_above, self.fill_below, self.line):
+            item.setDownsampling(auto=True, method="peak")
+            item.setClipToView(True)
+            self.view.addItem(item)
         self.zero = pg.InfiniteLine(pos=0, angle=0, movable=False, pen=style.pen(style.AXIS, 1))
         self.view.addItem(self.zero, ignoreBounds=True)
         self.limit = pg.InfiniteLine(
@@ -362,6 +366,9 @@ class _BalanceRow(_Row):
         balance = model.balance
         assert balance is not None
         self.line.setData(balance.line_x, balance.line_y)
+        x, y = _with_zero_crossings(balance.line_x, balance.line_y)
+        self.fill_above.setData(x, np.maximum(y, 0.0))
+        self.fill_below.setData(x, np.minimum(y, 0.0))
         floor = -float(balance.credit_limit)
         low = min(float(balance.line_y.min()), floor, 0.0)
         high = max(float(balance.line_y.max()), 0.0)
@@ -446,7 +453,7 @@ class CustomerChart(QWidget):
         self._layout.addWidget(header_box)
         self._layout.addWidget(self.placeholder, 1)
         self.balance_row = _BalanceRow(self)
-        self._layout.addWidget(self.balance_row.widget, 2)
+        self._layout.addWidget(self.balance_row.widget, 3)
         self.balance_row.widget.hide()
         self._show_header(None)
 
@@ -673,6 +680,18 @@ class CustomerChart(QWidget):
             f"<span style='color:{style.MUTED}'>{' · '.join(first)}</span><br>"
             f"<span style='color:{style.TEXT}; font-size:11pt'>{' · '.join(second)}</span>"
         )
+
+
+def _with_zero_crossings(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The polyline with a point added wherever it crosses zero, so fills split exactly at zero."""
+    if len(y) < 2:
+        return x, y
+    crossing = np.nonzero((y[:-1] > 0) & (y[1:] < 0) | (y[:-1] < 0) & (y[1:] > 0))[0]
+    if not len(crossing):
+        return x, y
+    x0, x1, y0, y1 = x[crossing], x[crossing + 1], y[crossing], y[crossing + 1]
+    at = x0 + (x1 - x0) * (y0 / (y0 - y1))
+    return np.insert(x, crossing + 1, at), np.insert(y, crossing + 1, 0.0)
 
 
 def _period_title(model: ChartModel) -> str:

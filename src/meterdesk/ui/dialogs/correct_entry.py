@@ -131,6 +131,7 @@ class CorrectEntryDialog(QDialog):
             on_error=self._preview_failed,
             key=f"correction-preview-{id(self)}",
             description="previewing the correction",
+            owner=self,
         )
 
     def _previewed(self, typed: str, preview: CorrectionPreview) -> None:
@@ -174,6 +175,7 @@ class CorrectEntryDialog(QDialog):
             on_done=self._corrected,
             on_error=self._failed,
             description=f"correcting entry #{entry_id}",
+            owner=self,
         )
 
     def _corrected(self, result: CorrectionResult) -> None:

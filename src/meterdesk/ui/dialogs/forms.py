@@ -109,7 +109,7 @@ class FormDialog(QDialog):
         self._in_flight = True
         self.ok.setEnabled(False)
         self.outcome.setVisible(False)
-        self.desk.run(self.work(), on_done=self._done, on_error=self._failed, description=self.windowTitle().lower())
+        self.desk.run(self.work(), owner=self, on_done=self._done, on_error=self._failed, description=self.windowTitle().lower())
 
     def _done(self, value) -> None:
         self._in_flight = False

@@ -50,7 +50,7 @@ def run_with_progress(
         dialog.close()
         on_error(error)
 
-    job = desk.run(work, on_done=finished, on_error=failed, on_progress=progressed, description=title.lower())
+    job = desk.run(work, on_done=finished, on_error=failed, on_progress=progressed, description=title.lower(), owner=parent)
     if job is not None:
         dialog.canceled.connect(job.cancel)
         dialog.canceled.connect(lambda: dialog.setLabelText("Cancelling after the current batch…"))

@@ -203,6 +203,7 @@ class RecordUsageDialog(QDialog):
             on_done=self._recorded,
             on_error=self._failed,
             description="recording usage",
+            owner=self,
         )
 
     def _recorded(self, result: RecordResult) -> None:

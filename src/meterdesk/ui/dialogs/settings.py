@@ -108,6 +108,7 @@ class SettingsDialog(QDialog):
             on_error=lambda error, typed=url: self._probe_failed(typed, error),
             key=f"probe-{id(self)}",
             description="testing the database connection",
+            owner=self,
         )
 
     def _probed(self, typed: str | None, probe: LedgerProbe) -> None:

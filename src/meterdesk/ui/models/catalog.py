@@ -154,8 +154,6 @@ class TierTableModel(QAbstractTableModel):
     def add_tier(self) -> None:
         row = len(self._tiers)
         self.beginInsertRows(QModelIndex(), row, row)
-        if self._tiers and not self._tiers[-1].up_to.strip():
-            self._tiers[-1].up_to = ""  # the previous open tier stays open until the clerk bounds it
         self._tiers.append(TierDraft())
         self.endInsertRows()
         self.edited.emit()
@@ -189,7 +187,7 @@ class TierTableModel(QAbstractTableModel):
         value = self._value(row, column)
         if role == Qt.ItemDataRole.DisplayRole:
             if column == TierColumn.UP_TO and not value.strip():
-                return "∞ (open-ended)" if row == len(self._tiers) - 1 else ""
+                return "∞ (open-ended)"  # only the last tier may be; the domain says so for any other
             return value
         if role == Qt.ItemDataRole.EditRole:
             return value

@@ -183,6 +183,7 @@ class LedgerTableModel(QAbstractTableModel):
             on_error=lambda error: self._failed(generation, error),
             key=f"ledger-window-{id(self)}",
             description="reading the usage ledger",
+            owner=self,
         )
 
     def clear(self) -> None:
@@ -276,6 +277,7 @@ class LedgerTableModel(QAbstractTableModel):
                 on_done=lambda page, g=generation: self._page_read(g, page),
                 on_error=lambda error, g=generation, n=number: self._page_failed(g, n, error),
                 description="reading a page of the ledger",
+                owner=self,
             )
 
     def _page_read(self, generation: int, page: LedgerPage) -> None:
@@ -313,6 +315,7 @@ class LedgerTableModel(QAbstractTableModel):
             on_done=lambda found: self._arrived(generation, found),
             on_error=lambda error: self._poll_failed(generation, error),
             description="looking for new ledger entries",
+            owner=self,
         )
 
     def _poll_failed(self, generation: int, error: BaseException) -> None:

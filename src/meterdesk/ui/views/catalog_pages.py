@@ -509,6 +509,7 @@ class PlanEditor(QWidget):
             on_done=self._saved,
             on_error=self._save_failed,
             description=f"saving plan {shape['code']}",
+            owner=self,
         )
 
     def _saved(self, info: PlanInfo) -> None:

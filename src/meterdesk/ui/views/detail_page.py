@@ -280,6 +280,7 @@ class CustomerDetailPage(QWidget):
             on_done=lambda readout, k=keep_entries: self._show(readout, k),
             key="customer-detail",
             description=f"reading the summary of {customer_id}",
+            owner=self,
         )
         chart = self.chart
         if hasattr(chart, "show_customer") and not keep_entries:

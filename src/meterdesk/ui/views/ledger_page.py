@@ -57,6 +57,8 @@ class LedgerView(QWidget):
         self.desk = desk
         self.fixed_customer = fixed_customer
         self._customer = ""
+        self.status = QLabel()
+        self.status.setStyleSheet("color: #555;")
         self.model = LedgerTableModel(desk.runner, desk.ledger_provider, parent=self)
         self.model.failed.connect(lambda error: desk.failed.emit(error, "reading the ledger"))
         self.model.window_opened.connect(self._window_opened)
@@ -121,8 +123,6 @@ class LedgerView(QWidget):
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.table.doubleClicked.connect(lambda index: self.request_correction())
-        self.status = QLabel()
-        self.status.setStyleSheet("color: #555;")
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

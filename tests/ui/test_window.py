@@ -1,0 +1,136 @@
+"""The main window as a clerk uses it: find a customer, see its period, export the summary, edit a plan."""
+
+from __future__ import annotations
+
+import json
+
+from PySide6.QtCore import Qt
+
+from meterdesk.services.catalog import get_plan
+from meterdesk.services.entries import EntryFilter, count_entries
+from meterdesk.services.summary import usage_summary
+from meterdesk.ui.dialogs.settings import SettingsDialog
+from meterdesk.ui.messages import Level
+from meterdesk.ui.views.detail_page import summary_csv
+from tests.ui.test_failures import closed_port_url
+
+
+def test_title_shortcuts_and_pages(qtbot, window, seeded):
+    assert window.windowTitle() == f"meterdesk — {seeded.name}"
+    shortcuts = {action.shortcut().toString() for action in window.actions()}
+    assert {"Ctrl+R", "Ctrl+E", "Ctrl+F", "F5", "Ctrl+G", "Ctrl+N", "Ctrl+I", "Ctrl+1", "Ctrl+6"} <= shortcuts
+    page_six = next(action for action in window.actions() if action.shortcut().toString() == "Ctrl+6")
+    page_six.trigger()
+    assert window.current_page() is window.plans
+    assert window.record_action.toolTip().endswith("(Ctrl+R)")
+
+
+def test_find_a_customer_and_see_its_period(qtbot, window, seeded, tmp_path):
+    qtbot.waitUntil(lambda: window.customers.model.rowCount() == 2, timeout=10_000)
+    window.customers.search.setText("Bolt")
+    assert window.customers.proxy.rowCount() == 1
+    window.customers.search.returnPressed.emit()  # Enter opens the first match
+    assert window.current_page() is window.detail
+    qtbot.waitUntil(lambda: window.detail.readout is not None, timeout=10_000)
+    summary = usage_summary(seeded, "bolt")
+    assert window.detail.heading.text().startswith("Bolt Ltd")
+    assert window.detail.units_model.rowCount() == len(summary.units)
+    assert window.detail.cards["balance"].value.text() == "€19.00"
+    qtbot.waitUntil(lambda: window.detail.entries.model.rowCount() == count_entries(seeded, EntryFilter(customer="bolt", period=summary.period)), timeout=10_000)
+    exported = window.detail.export_summary(str(tmp_path / "bolt.json"))
+    assert json.loads(exported.read_text()) == summary.to_json()
+    csv_file = window.detail.export_summary(str(tmp_path / "bolt.csv"))
+    assert csv_file.read_text() == summary_csv(summary)
+    window.detail.copy_summary("json")
+    from PySide6.QtGui import QGuiApplication
+
+    assert json.loads(QGuiApplication.clipboard().text())["customer"] == "bolt"
+
+
+def test_ledger_filters_apply_in_sql(qtbot, window, seeded):
+    window.nav.setCurrentRow(2)
+    view = window.ledger_view
+    qtbot.waitUntil(lambda: view.model.rowCount() == count_entries(seeded), timeout=10_000)
+    view.customer.set_customer("bolt")
+    qtbot.waitUntil(lambda: view.model.rowCount() == 1, timeout=10_000)
+    view.clear_filters()
+    view.text.setText("seed-1")
+    qtbot.waitUntil(lambda: view.model.rowCount() == count_entries(seeded, EntryFilter(text="seed-1")), timeout=10_000)
+    assert "entries" in view.status.text()
+
+
+def test_plan_editor_validates_as_you_type_and_saves_a_new_version(qtbot, window, seeded):
+    window.nav.setCurrentRow(5)
+    page = window.plans
+    qtbot.waitUntil(lambda: page.model.rowCount() == 2, timeout=10_000)
+    page.new_plan()
+    editor = page.editor
+    editor.code.setText("Bad Code")
+    assert not editor.save_button.isEnabled()
+    assert editor.errors["code"].isVisible()
+    editor.code.setText("metered")
+    editor.name.setText("Metered")
+    editor.base_fee.setText("10.001")
+    assert "decimal" in editor.errors["base_fee"].text()
+    editor.base_fee.setText("10")
+    editor.add_charge()
+    charge = editor.charge_editor
+    charge.model.setCurrentIndex(charge.model.findData("graduated"))
+    charge.tiers.set_tiers([])
+    from meterdesk.ui.models.catalog import TierDraft
+
+    charge.tiers.set_tiers([TierDraft("500", "0.02"), TierDraft("100", "0.01"), TierDraft("", "0.005")])
+    charge.tiers.edited.emit()
+    assert not editor.save_button.isEnabled()
+    assert charge.errors["tiers"].isVisible() and "Tier 2" in charge.errors["tiers"].text()
+    assert charge.tiers.index(1, 0).data(Qt.ItemDataRole.ToolTipRole)
+    charge.tiers.setData(charge.tiers.index(1, 0), "1000")
+    assert editor.save_button.isEnabled()
+    charge.sample.setText("600")
+    assert "€11.00" in charge.preview.text()  # 500 × 0.02 + 100 × 0.01
+    editor.save()
+    qtbot.waitUntil(lambda: editor.original is not None, timeout=10_000)
+    assert get_plan(seeded, "metered").version == 1
+    # The prepaid starter plan has charged usage: saving it makes version 2 instead of editing in place.
+    page.select("starter")
+    qtbot.waitUntil(lambda: editor.original is not None and editor.original.plan.code == "starter", timeout=10_000)
+    assert editor.original.in_use
+    editor.base_fee.setText("6.00")
+    assert "new version" in editor.save_note.text()
+    editor.save()
+    qtbot.waitUntil(lambda: get_plan(seeded, "starter").version == 2, timeout=10_000)
+
+
+def test_settings_test_the_connection_and_persist(qtbot, window, app_settings):
+    app_settings.database_url = window.desk.ledger.url
+    dialog = SettingsDialog(window.desk, window)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.probe is not None, timeout=10_000)
+    assert dialog.probe.exists and not dialog.timezone.isEnabled()
+    dialog.url.setText(closed_port_url())
+    assert not dialog.save.isEnabled()
+    dialog.test_connection()
+    qtbot.waitUntil(lambda: "✖" in dialog.url_status.text(), timeout=20_000)
+    assert not dialog.save.isEnabled()
+    dialog.url.setText(app_settings.database_url)
+    dialog.staff.setText("Robin at the desk")
+    dialog.accept_settings()
+    assert app_settings.staff_name == "Robin at the desk"
+    assert window.desk.actor() == "Robin at the desk"
+
+
+def test_a_new_sqlite_ledger_takes_the_chosen_time_zone(qtbot, window, app_settings, tmp_path):
+    dialog = SettingsDialog(window.desk, window)
+    qtbot.addWidget(dialog)
+    dialog.url.setText(str(tmp_path / "fresh.sqlite3"))
+    dialog.test_connection()
+    qtbot.waitUntil(lambda: dialog.probe is not None, timeout=10_000)
+    assert not dialog.probe.exists and dialog.timezone.isEnabled()
+    dialog.timezone.setCurrentText("Europe/Berlin")
+    assert dialog.save.isEnabled()
+    dialog.accept_settings()
+    window._settings_saved()
+    qtbot.waitUntil(lambda: window.desk.ledger is not None and "fresh" in window.desk.ledger.url, timeout=20_000)
+    assert window.desk.ledger.timezone.key == "Europe/Berlin"
+    assert "fresh.sqlite3" in window.windowTitle()
+    assert window.message_bar.level is not Level.ERROR
