@@ -134,3 +134,33 @@ def test_a_new_sqlite_ledger_takes_the_chosen_time_zone(qtbot, window, app_setti
     assert window.desk.ledger.timezone.key == "Europe/Berlin"
     assert "fresh.sqlite3" in window.windowTitle()
     assert window.message_bar.level is not Level.ERROR
+
+
+def test_two_desks_on_one_ledger_see_each_others_entries(qtbot, window, seeded, app_settings):
+    """Two app instances on one shared ledger: what one records appears in the other's ledger by itself."""
+    from meterdesk.store.engine import open_ledger
+    from meterdesk.ui.desk import Desk
+    from meterdesk.ui.views.main_window import MainWindow
+
+    other_desk = Desk(app_settings, poll_ms=250)
+    other_desk.set_ledger(open_ledger(seeded.url))
+    other = MainWindow(other_desk)
+    qtbot.addWidget(other)
+    other.show()
+    for desk_window in (window, other):
+        desk_window.nav.setCurrentRow(2)
+        desk_window.ledger_view.model.set_poll_interval(250)
+        desk_window.ledger_view.model.start_polling()
+    qtbot.waitUntil(lambda: other.ledger_view.model.entry_at(0) is not None and window.ledger_view.model.entry_at(0) is not None, timeout=15_000)
+    rows = window.ledger_view.model.rowCount()
+    dialog = other.record_usage("acme")
+    qtbot.waitUntil(lambda: other_desk.catalog.customer("acme") is not None, timeout=10_000)
+    dialog._customer_changed()
+    dialog.amount.setText("42")
+    with qtbot.waitSignal(dialog.recorded, timeout=10_000) as recorded:
+        dialog.ok.click()
+    qtbot.waitUntil(lambda: window.ledger_view.model.rowCount() == rows + 1, timeout=15_000)
+    assert window.ledger_view.model.entry_at(0).id == recorded.args[0].entry_id
+    assert window.ledger_view.model.entry_at(0).actor == "Dana Tester"
+    dialog.accept()
+    other.close()

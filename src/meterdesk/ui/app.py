@@ -27,6 +27,7 @@ def icon_path() -> Path | None:
     candidates = [
         Path(__file__).resolve().parents[3] / "resources" / "meterdesk.svg",
         Path(sys.prefix) / "share" / "icons" / "hicolor" / "scalable" / "apps" / "meterdesk.svg",
+        Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "icons" / "hicolor" / "scalable" / "apps" / "meterdesk.svg",
         Path(sys.prefix) / "share" / "meterdesk" / "meterdesk.svg",
     ]
     return next((path for path in candidates if path.is_file()), None)

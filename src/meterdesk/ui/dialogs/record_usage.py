@@ -84,7 +84,7 @@ class RecordUsageDialog(QDialog):
         when.addWidget(self.now)
         when.addWidget(self.occurred, 1)
         when.addWidget(QLabel(zone_label(zone)))
-        form.addRow("&Occurred at", when)
+        form.addRow("Occurred at", when)
         form.addRow("", self.occurred_error)
         form.addRow("&Note", self.note)
         form.addRow("Request id", request)

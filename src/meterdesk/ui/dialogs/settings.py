@@ -67,7 +67,7 @@ class SettingsDialog(QDialog):
 
         form = QFormLayout()
         form.addRow("Open ledger", open_now)
-        form.addRow("&Database URL", url_row)
+        form.addRow("Database URL", url_row)
         form.addRow("", self.url_status)
         form.addRow("&Staff name", self.staff)
         form.addRow("Billing &time zone", self.timezone)

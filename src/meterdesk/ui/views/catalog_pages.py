@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
     QGroupBox,
+    QHeaderView,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -258,9 +259,20 @@ def plan_to_drafts(plan: Plan) -> list[dict]:
             "package_size": text(charge.package_size),
             "package_price": text(charge.package_price),
             "tiers": [TierDraft(text(t.up_to), text(t.unit_price), text(t.flat_fee) if t.flat_fee else "") for t in charge.tiers],
-            "sample": format(charge.included + (charge.tiers[0].up_to or 1000) if charge.tiers else charge.included + 1000, "f"),
+            "sample": _sample_quantity(charge),
         })
     return drafts
+
+
+def _sample_quantity(charge) -> str:
+    """A quantity worth previewing: into the second tier, or twice the allowance, or 100."""
+    if charge.tiers and charge.tiers[0].up_to is not None:
+        sample = charge.included + charge.tiers[0].up_to + charge.tiers[0].up_to / 10
+    elif charge.package_size:
+        sample = charge.included + charge.package_size * 3
+    else:
+        sample = charge.included * 2 if charge.included else Decimal(100)
+    return format(sample.normalize(), "f") if sample == sample.to_integral_value() else format(sample, "f")
 
 
 class PlanEditor(QWidget):
@@ -293,7 +305,7 @@ class PlanEditor(QWidget):
             form.addRow("", self.errors[name])
 
         self.charges = QListWidget()
-        self.charges.setMaximumHeight(120)
+        self.charges.setMaximumHeight(76)
         self.charges.currentRowChanged.connect(self._charge_selected)
         add_charge = QPushButton("Add charge")
         add_charge.clicked.connect(self.add_charge)
@@ -540,11 +552,11 @@ class PlansPage(QWidget):
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-        self.table.setColumnWidth(0, 90)
-        self.table.setColumnWidth(1, 170)
-        self.table.setColumnWidth(2, 70)
-        self.table.setColumnWidth(3, 90)
-        self.table.setColumnWidth(4, 220)
+        header = self.table.horizontalHeader()
+        header.setStretchLastSection(False)
+        for column in range(len(self.model.Column)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(self.model.Column.CHARGES, QHeaderView.ResizeMode.Stretch)
         self.table.selectionModel().currentRowChanged.connect(lambda current, _previous: self._selected(current))
         new_plan = QPushButton("New plan")
         new_plan.clicked.connect(self.new_plan)
@@ -561,7 +573,7 @@ class PlansPage(QWidget):
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(left)
         splitter.addWidget(scroll)
-        splitter.setSizes([560, 640])
+        splitter.setSizes([520, 700])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)

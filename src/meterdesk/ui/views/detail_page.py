@@ -205,7 +205,8 @@ class CustomerDetailPage(QWidget):
         body = QSplitter(Qt.Orientation.Vertical)
         body.addWidget(upper)
         body.addWidget(self.tabs)
-        body.setSizes([300, 420])
+        body.setSizes([200, 560])
+        body.setStretchFactor(1, 3)
 
         header = QGridLayout()
         header.addWidget(self.heading, 0, 0)

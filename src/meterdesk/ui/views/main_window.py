@@ -40,7 +40,7 @@ from meterdesk.ui.views.ledger_page import LedgerView
 
 SHORTCUTS_HELP = """
 <table cellpadding=3>
-<tr><td><b>Ctrl+1 … Ctrl+6</b></td><td>Customers, Customer detail, Usage ledger, Charts, Units, Plans</td></tr>
+<tr><td><b>Ctrl+1 … Ctrl+7</b></td><td>Customers, Customer detail, Usage ledger, Charts, Units, Plans, Settlement</td></tr>
 <tr><td><b>Ctrl+R</b></td><td>Record usage (for the selected customer)</td></tr>
 <tr><td><b>Ctrl+E</b></td><td>Correct the selected ledger entry</td></tr>
 <tr><td><b>Ctrl+G</b></td><td>Grant credits to the selected prepaid customer</td></tr>
@@ -82,6 +82,9 @@ class MainWindow(QMainWindow):
             ("Units", "What your product meters", self.units),
             ("Plans", "Base fee and usage charges; the plan editor", self.plans),
         ]
+        self.settlement = self._make_settlement()
+        if self.settlement is not None:
+            self.pages.append(("Settlement", "Close a period and send its invoices to Stripe", self.settlement))
         self.nav = QListWidget()
         self.nav.setObjectName("Nav")
         self.nav.setFixedWidth(190)
@@ -159,6 +162,14 @@ class MainWindow(QMainWindow):
             placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
             return placeholder
         return ChartsPage(self.desk.ledger_provider)
+
+    def _make_settlement(self) -> QWidget | None:
+        # The settlement page is built with the Stripe gateway; without it the desk has six pages.
+        try:
+            from meterdesk.ui.views.settlement_page import SettlementPage
+        except ImportError:
+            return None
+        return SettlementPage(self.desk)
 
     # -- actions ----------------------------------------------------------------------------------
     def _build_actions(self) -> None:
