@@ -5,7 +5,7 @@
 Starts Xvfb on a free display unless --display is given (apt-get install xvfb libxcb-cursor0 libxcb-icccm4
 libxcb-keysyms1 fonts-dejavu-core), runs the app with QT_QPA_PLATFORM=xcb on a fresh demo ledger in a
 temporary data directory (your own ledger and settings are never touched), and writes one PNG per page and
-per main dialog. One of them is copied to docs/screenshots/ for the README.
+per main dialog. The customer detail is copied to docs/screenshots/ for the README.
 """
 
 from __future__ import annotations
@@ -113,9 +113,12 @@ def take(out: Path, docs: Path | None, size: str) -> int:
                 raise SystemExit("error: the app did not get ready in time")
             spin(0.05)
 
+    taken = []
+
     def shoot(name: str, widget=None) -> Path:
         spin(0.6)
-        target = out / f"{name}.png"
+        taken.append(name)
+        target = out / f"{len(taken):02d}-{name}.png"
         (widget or window).grab().save(str(target))
         print(target)
         return target
@@ -124,33 +127,37 @@ def take(out: Path, docs: Path | None, size: str) -> int:
     until(lambda: window.customers.model.rowCount() > 0, timeout=180)
     window.message_bar.dismiss()
     shots = {}
-    shots["customers"] = shoot("01-customers")
+    shots["customers"] = shoot("customers")
 
     window.open_customer("acme")
     until(lambda: window.detail.readout is not None and window.detail.entries.model.entry_at(0) is not None)
     spin(1.5)
-    shots["detail"] = shoot("02-customer-detail")
+    shots["detail"] = shoot("customer-detail")
     window.detail.tabs.setCurrentIndex(1)
     spin(2.5)
-    shoot("03-customer-detail-chart")
+    shoot("customer-detail-chart")
     window.detail.tabs.setCurrentIndex(0)
 
     window.show_page(window.ledger_view)
     until(lambda: window.ledger_view.model.entry_at(0) is not None)
-    shots["ledger"] = shoot("04-usage-ledger")
+    shots["ledger"] = shoot("usage-ledger")
 
     window.show_page(window.charts)
     if hasattr(window.charts, "show_customer"):
         window.charts.show_customer("hooli")
     spin(3)
-    shoot("05-charts")
+    shoot("charts")
 
     window.show_page(window.units)
-    shoot("06-units")
+    shoot("units")
     window.show_page(window.plans)
     window.plans.select("growth")
     spin(0.5)
-    shoot("07-plans")
+    shoot("plans")
+    if getattr(window, "settlement", None) is not None:
+        window.show_page(window.settlement)
+        spin(2)
+        shoot("settlement")
 
     window.show_page(window.customers)
     window.customers.select("hooli")
@@ -158,10 +165,10 @@ def take(out: Path, docs: Path | None, size: str) -> int:
     dialog.amount.setText("250000")
     dialog.note.setPlainText("Usage reported by phone, ticket #4821")
     spin(0.3)
-    shoot("08-record-usage", dialog)
+    shoot("record-usage", dialog)
     dialog.submit()
     until(lambda: dialog.result is not None)
-    shoot("09-record-usage-recorded", dialog)
+    shoot("record-usage-recorded", dialog)
     dialog.accept()
 
     entry = next(e for e in list_entries(desk.ledger, EntryFilter(customer="acme", kind="usage"), limit=50) if e.corrects is None)
@@ -170,19 +177,18 @@ def take(out: Path, docs: Path | None, size: str) -> int:
     correct.amount.setText(str(max(1, int(abs(entry.amount)) // 2)))
     correct.reason.setPlainText("Gateway retried the batch; confirmed with the customer")
     until(lambda: correct.preview is not None)
-    shoot("10-correct-entry", correct)
+    shoot("correct-entry", correct)
     correct.reject()
 
     settings_dialog = window.open_settings()
     until(lambda: settings_dialog.probe is not None)
-    shoot("11-settings", settings_dialog)
+    shoot("settings", settings_dialog)
     settings_dialog.reject()
 
     if docs is not None:
         docs.mkdir(parents=True, exist_ok=True)
-        for key, name in (("customers", "customers.png"), ("detail", "customer-detail.png"), ("ledger", "usage-ledger.png")):
-            shutil.copyfile(shots[key], docs / name)
-            print(docs / name)
+        shutil.copyfile(shots["detail"], docs / "customer-detail.png")  # the one the README shows
+        print(docs / "customer-detail.png")
     window.close()
     QApplication.processEvents()
     return 0

@@ -164,3 +164,23 @@ def test_two_desks_on_one_ledger_see_each_others_entries(qtbot, window, seeded, 
     assert window.ledger_view.model.entry_at(0).actor == "Dana Tester"
     dialog.accept()
     other.close()
+
+
+def test_import_and_close_period_run_on_workers_with_progress(qtbot, window, seeded, tmp_path):
+    from meterdesk.services.billing import preview_invoice
+    from tests.services.helpers import last_month
+
+    source = tmp_path / "usage.csv"
+    source.write_text("customer,unit,amount,request_id\nacme,api_calls,5,imp-1\nacme,api_calls,6,imp-2\nnobody,api_calls,1,imp-3\n")
+    entries = count_entries(seeded)
+    window.import_file(str(source))
+    qtbot.waitUntil(lambda: "Import of usage.csv" in window.message_bar.text, timeout=15_000)
+    assert "2 recorded" in window.message_bar.text and "1 rejected" in window.message_bar.text
+    assert window.message_bar.level is Level.WARNING
+    assert count_entries(seeded) == entries + 2
+    window.close_period(last_month())
+    qtbot.waitUntil(lambda: f"Period {last_month()}" in window.message_bar.text, timeout=15_000)
+    assert preview_invoice(seeded, "acme", last_month()).closed
+    window.close_period("2999-01")  # a period that has not ended: refused, shown, nothing written
+    qtbot.waitUntil(lambda: window.message_bar.level is Level.ERROR, timeout=15_000)
+    assert "has not ended" in window.message_bar.text
