@@ -44,7 +44,7 @@ def test_allowances_come_from_the_plan_pricing_the_period(ledger):
     assert data.balance is None
 
 
-def test_balance_series_is_grants_minus_charges_when_recorded(ledger):
+def test_balance_series_is_grants_minus_charges_over_time(ledger):
     seed(ledger)
     grant_credits(ledger, "bolt", "5", "g-1")
     record_usage(ledger, "bolt", "api_calls", "1000", "b-1")  # 2.00 charged
@@ -55,6 +55,20 @@ def test_balance_series_is_grants_minus_charges_when_recorded(ledger):
     assert all(point.balance == Decimal(0) for point in points[:-1])  # nothing happened before this hour
     assert len(points) == (data.now_us - data.start_us) // HOUR_US + 1
     assert data.balance.credit_limit == Decimal(5)
+
+
+def test_charges_sit_where_their_usage_is_and_grants_where_they_were_made(ledger):
+    seed(ledger)
+    now = datetime.now(UTC)
+    early = now.replace(day=1, hour=0, minute=30, second=0, microsecond=0)
+    if now - early < timedelta(hours=2):
+        pytest.skip("needs two hours of the month behind us")
+    record_usage(ledger, "bolt", "api_calls", "500", "b-early", occurred_at=early.strftime("%Y-%m-%dT%H:%M:%SZ"))  # 1.00
+    grant_credits(ledger, "bolt", "4", "g-now")
+    data = chart_data(ledger, "bolt", granularity="hour")
+    balances = [point.balance for point in data.balance.points]
+    assert balances[0] == Decimal(-1)  # the first hour's usage, before the grant made just now
+    assert balances[-1] == Decimal(3) == data.summary.balance
 
 
 def test_a_range_that_ended_before_now_opens_with_the_balance_then(ledger):
