@@ -95,8 +95,13 @@ class OverlayViewBox(pg.ViewBox):
         ev.ignore()
 
     def follow(self, main: pg.ViewBox) -> None:
-        """Keep this box exactly over `main`, sharing its x range."""
+        """Keep this box exactly over `main`, sharing its x range, and above the plot holding `main`
+        (a scene's top-level items stack by z: at pyqtgraph's default -100 the overlay hides under the bars)."""
         main.scene().addItem(self)
+        holder = main
+        while holder.parentItem() is not None:
+            holder = holder.parentItem()
+        self.setZValue(holder.zValue() + 1)
         self.setXLink(main)
 
         def fit(*_args) -> None:

@@ -153,13 +153,14 @@ class _Row:
         self.highlight.show()
 
     def show_readout(self, text_html: str, instant_us: int) -> None:
-        (low, high), (bottom, top) = self.view.viewRange()
+        view = self.readout.getViewBox() or self.view
+        (low, high), (bottom, top) = view.viewRange()
         x = instant_us / US
         right_half = x > (low + high) / 2
         self.readout.setAnchor((1, 0) if right_half else (0, 0))
         offset = (high - low) * 0.01
         self.readout.setHtml(f'<div style="color:{style.TEXT}; font-size:9pt">{text_html}</div>')
-        per_pixel = (top - bottom) / max(1.0, float(self.view.height() or 1))
+        per_pixel = (top - bottom) / max(1.0, float(view.height() or 1))
         self.readout.setPos(x - offset if right_half else x + offset, top - (self.legend_room() + 2) * per_pixel)
         self.readout.show()
 
@@ -193,6 +194,9 @@ class _UnitRow(_Row):
             label="", labelOpts={"position": 0.99, "anchors": [(1, 1), (1, 1)], "color": style.ALLOWANCE, "fill": (255, 255, 255, 200)},
         )
         self.overlay.addItem(self.included_line, ignoreBounds=True)
+        # The readout goes on the topmost box, or the cumulative line would be drawn across it.
+        self.view.removeItem(self.readout)
+        self.overlay.addItem(self.readout, ignoreBounds=True)
         self.tier_lines: list[pg.InfiniteLine] = []
         self._samples: dict[str, pg.PlotDataItem] = {}
         self._extents = (0.0, 1.0, 0.0, 1.0)
@@ -266,8 +270,10 @@ class _UnitRow(_Row):
         left = self.plot.getAxis("left")
         left.setLabel(f"{track.name} per {per}", color=style.TEXT)
         right = self.plot.getAxis("right")
-        right.setLabel("cumulative in period" if model.granularity != "month" else "cumulative", color=line_colour.name())
-        entries = [(self.bars.item, f"{track.name} per {per}"), (self.cumulative, "cumulative in period")]
+        # A `max` unit (seats) is billed on its peak, so its line is the period's peak so far.
+        line_name = "peak so far in period" if track.aggregation == "max" else "cumulative in period"
+        right.setLabel(line_name, color=line_colour.name())
+        entries = [(self.bars.item, f"{track.name} per {per}"), (self.cumulative, line_name)]
         if allowance.included > 0:
             entries.append((self._sample("included", pen=style.pen(style.ALLOWANCE, 1.4, Qt.PenStyle.DashLine)), "included allowance"))
         if tiers_in_view:
