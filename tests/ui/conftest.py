@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from PySide6.QtCore import QSettings
 
-from meterdesk.services.usage import import_usage, record_usage
+from meterdesk.services.usage import import_text, import_usage, record_usage
 from meterdesk.store.engine import open_ledger
 from meterdesk.ui.desk import Desk
 from meterdesk.ui.settings import AppSettings
@@ -32,9 +32,12 @@ def seeded(ledger):
     """The service tests' literal ledger (acme postpaid on pro, bolt prepaid on starter) with a little usage."""
     seed(ledger)
     now = datetime.now(timezone.utc) - timedelta(minutes=10)
-    for number in range(30):
-        record_usage(ledger, "acme", "api_calls", str(1000 + number), f"seed-{number}",
-                     occurred_at=(now - timedelta(minutes=number)).strftime("%Y-%m-%dT%H:%M:%SZ"), source="api", actor="tests")
+    lines = [
+        f"acme,api_calls,{1000 + number},seed-{number},{(now - timedelta(minutes=number)).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        for number in range(30)
+    ]
+    result = import_text(ledger, "\n".join(lines) + "\n", actor="tests")
+    assert result.recorded == 30, result.errors
     from meterdesk.services.credits import grant_credits
 
     grant_credits(ledger, "bolt", "20", "seed-grant", actor="tests")

@@ -209,12 +209,13 @@ def corrections_of(connection, entry_ids: Sequence[int]) -> dict[int, tuple[int 
     """For each of these entries that was corrected: (reversal id, replacement id)."""
     if not entry_ids:
         return {}
+    e = usage_entries.c
+    return _correction_pairs(connection.execute(select(e.corrects_id, e.id, e.kind).where(e.corrects_id.in_(list(entry_ids)))))
+
+
+def _correction_pairs(rows) -> dict[int, tuple[int | None, int | None]]:
+    """(original id, entry id, kind) rows of reversals and replacements -> original -> (reversal, replacement)."""
     found: dict[int, list[int | None]] = {}
-    rows = connection.execute(
-        select(usage_entries.c.corrects_id, usage_entries.c.id, usage_entries.c.kind).where(
-            usage_entries.c.corrects_id.in_(list(entry_ids))
-        )
-    )
     for original, entry_id, kind in rows:
         pair = found.setdefault(original, [None, None])
         pair[0 if kind == "reversal" else 1] = entry_id
@@ -244,16 +245,8 @@ def entries_after(ledger: Ledger, query: LedgerQuery, after_id: int, *, limit: i
         if matching and matching <= limit:
             statement = query.where.apply(entries_query()).where(window).order_by(e.c.id.desc())
             rows = tuple(entry_from_row(row) for row in connection.execute(statement))
-        corrected: dict[int, list[int | None]] = {}
-        for original, entry_id, kind in connection.execute(
-            select(e.c.corrects_id, e.c.id, e.c.kind).where(window, e.c.corrects_id.is_not(None))
-        ):
-            pair = corrected.setdefault(original, [None, None])
-            pair[0 if kind == "reversal" else 1] = entry_id
-    return NewEntries(rows, matching, latest, {k: (v[0], v[1]) for k, v in corrected.items()})
+        corrected = _correction_pairs(
+            connection.execute(select(e.c.corrects_id, e.c.id, e.c.kind).where(window, e.c.corrects_id.is_not(None)))
+        )
+    return NewEntries(rows, matching, latest, corrected)
 
-
-def entry_by_id(ledger: Ledger, entry_id: int) -> EntryRow | None:
-    with ledger.read() as connection:
-        row = connection.execute(entries_query().where(usage_entries.c.id == entry_id)).first()
-        return entry_from_row(row) if row else None

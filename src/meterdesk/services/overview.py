@@ -184,8 +184,8 @@ def entry_by_id(ledger: Ledger, entry_id) -> EntryRow:
     return entry_from_row(row)
 
 
-def correction_target(ledger: Ledger, entry_id) -> tuple[EntryRow, int | None]:
-    """The entry to correct and, when it was corrected already, its replacement (correct that one instead)."""
+def correction_target(ledger: Ledger, entry_id) -> EntryRow:
+    """The entry to correct; Conflict (naming the replacement to correct instead) when it cannot be."""
     entry = entry_by_id(ledger, entry_id)
     with ledger.read() as connection:
         done = connection.execute(
@@ -197,7 +197,7 @@ def correction_target(ledger: Ledger, entry_id) -> tuple[EntryRow, int | None]:
         replacement = next((row.id for row in done if row.kind == "usage"), None)
         hint = f"correct its replacement, entry {replacement}" if replacement else "it was corrected to 0"
         raise Conflict(f"entry_id: entry {entry.id} was already corrected; {hint}")
-    return entry, None
+    return entry
 
 
 def preview_correction(ledger: Ledger, entry_id, new_amount) -> CorrectionPreview:
@@ -206,7 +206,7 @@ def preview_correction(ledger: Ledger, entry_id, new_amount) -> CorrectionPrevie
     Computed from usage_summary and the plan's pricing, as the correction itself would be billed; nothing
     is written. Raises like correct_entry would (unknown entry, a reversal, already corrected, bad amount).
     """
-    entry, _ = correction_target(ledger, entry_id)
+    entry = correction_target(ledger, entry_id)
     with ledger.read() as connection:
         customer = customer_by_external_id(connection, entry.customer)
         unit = unit_by_code(connection, entry.unit, ledger.cache)

@@ -12,7 +12,7 @@ from PySide6.QtGui import QBrush, QColor
 from meterdesk.services.catalog import PlanInfo
 from meterdesk.store.queries import UnitRow
 from meterdesk.ui.formatting import money_text
-from meterdesk.ui.models.base import LEFT, RIGHT, Index, RowTableModel
+from meterdesk.ui.models.base import RIGHT, Index, RowTableModel
 from meterdesk.ui.roles import Role
 
 
