@@ -7,7 +7,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from meterdesk.services.entries import EntryFilter, count_entries, list_entries
-from meterdesk.services.ledger_pages import LedgerQuery, SortKey, open_window, read_page
+from meterdesk.services.ledger_pages import LOOKBACK, LedgerQuery, SortKey, entries_after, open_window, read_page
 from meterdesk.services.usage import record_usage
 from meterdesk.store.engine import open_ledger
 from meterdesk.ui.models.ledger import PLACEHOLDER, LedgerColumn, LedgerTableModel
@@ -121,3 +121,16 @@ def test_entries_of_another_instance_appear_without_reload(qtbot, model, big_led
         assert model.entry_at(1).id == top.id  # everything below moved down by one, nothing reloaded
     finally:
         other.close()
+
+
+def test_an_entry_committed_late_below_newer_ones_is_still_found(big_ledger):
+    """PostgreSQL hands out ids from a sequence: a transaction may commit after one holding a higher id.
+    Polling looks back below the highest id it saw, and reports only what the view does not show yet."""
+    query = LedgerQuery()
+    window = open_window(big_ledger, query)
+    assert len(window.recent_ids) == LOOKBACK
+    assert not entries_after(big_ledger, query, window.snapshot_id, known=window.recent_ids).ids
+    straggler = window.snapshot_id - 3  # as if it had committed only after the window was opened
+    found = entries_after(big_ledger, query, window.snapshot_id, known=window.recent_ids - {straggler})
+    assert found.ids == {straggler}
+    assert [entry.id for entry in found.rows] == [straggler]

@@ -20,6 +20,10 @@ from meterdesk.store.engine import Ledger
 from meterdesk.store.schema import customers, units, usage_entries
 
 DEFAULT_PAGE_SIZE = 200
+LOOKBACK = 500
+"""How far below the highest id seen polling looks again. On PostgreSQL ids come from a sequence and a
+transaction may commit after one that took a higher id; such a straggler is still found as long as fewer
+than LOOKBACK ids were handed out meanwhile."""
 
 
 class SortKey(StrEnum):
@@ -91,6 +95,7 @@ class LedgerWindow:
     count: int
     page_size: int
     anchors: tuple[tuple, ...]  # per page: (key, id) or (id,)
+    recent_ids: frozenset[int] = frozenset()  # matching ids within LOOKBACK of the snapshot (see entries_after)
 
     @property
     def pages(self) -> int:
@@ -180,7 +185,14 @@ def open_window(ledger: Ledger, query: LedgerQuery, *, page_size: int = DEFAULT_
                 .order_by(numbered.c.position)
             ).all()
             anchors = tuple(tuple(row) for row in rows)
-    return LedgerWindow(query, snapshot_id, count, page_size, anchors)
+        recent = frozenset(
+            connection.execute(
+                query.where.apply(select(usage_entries.c.id).select_from(usage_entries)).where(
+                    usage_entries.c.id > snapshot_id - LOOKBACK, usage_entries.c.id <= snapshot_id
+                )
+            ).scalars()
+        )
+    return LedgerWindow(query, snapshot_id, count, page_size, anchors, recent)
 
 
 def read_page(ledger: Ledger, window: LedgerWindow, index: int) -> LedgerPage:
@@ -224,29 +236,37 @@ def _correction_pairs(rows) -> dict[int, tuple[int | None, int | None]]:
 
 @dataclass(frozen=True, slots=True)
 class NewEntries:
-    """Entries written after a snapshot: those matching the query (newest first), and how far it reached."""
+    """Matching entries the caller did not know yet (newest first), and how far the ledger reached."""
 
-    rows: tuple[EntryRow, ...]
-    matching: int  # how many match; more than len(rows) when cut at `limit`
+    rows: tuple[EntryRow, ...]  # empty when more than `limit` are new: reopen the window instead
+    ids: frozenset[int]  # every new matching id
     latest_id: int
     corrected: dict[int, tuple[int | None, int | None]]  # originals (any, not only matching) corrected by them
 
+    @property
+    def matching(self) -> int:
+        return len(self.ids)
 
-def entries_after(ledger: Ledger, query: LedgerQuery, after_id: int, *, limit: int = 2000) -> NewEntries:
-    """Entries with an id above `after_id` that match the query, newest first, at most `limit` of them."""
+
+def entries_after(
+    ledger: Ledger, query: LedgerQuery, after_id: int, *, known: frozenset[int] = frozenset(), limit: int = 2000
+) -> NewEntries:
+    """Entries matching the query that the caller has not seen: ids above `after_id`, and stragglers up to
+    LOOKBACK below it that committed late (`known` lists the ids of that range the caller already shows)."""
     e = usage_entries
     with ledger.read() as connection:
-        latest = connection.execute(select(func.max(e.c.id))).scalar() or 0
-        if latest <= after_id:
-            return NewEntries((), 0, after_id, {})
-        window = (e.c.id > after_id) & (e.c.id <= latest)
-        matching = connection.execute(query.where.apply(select(func.count()).select_from(e)).where(window)).scalar_one()
+        latest = max(connection.execute(select(func.max(e.c.id))).scalar() or 0, after_id)
+        window = (e.c.id > after_id - LOOKBACK) & (e.c.id <= latest)
+        seen = connection.execute(query.where.apply(select(e.c.id).select_from(e)).where(window)).scalars()
+        new_ids = frozenset(seen) - known
         rows: tuple[EntryRow, ...] = ()
-        if matching and matching <= limit:
-            statement = query.where.apply(entries_query()).where(window).order_by(e.c.id.desc())
+        if new_ids and len(new_ids) <= limit:
+            statement = query.where.apply(entries_query()).where(window, e.c.id.in_(sorted(new_ids))).order_by(e.c.id.desc())
             rows = tuple(entry_from_row(row) for row in connection.execute(statement))
         corrected = _correction_pairs(
-            connection.execute(select(e.c.corrects_id, e.c.id, e.c.kind).where(window, e.c.corrects_id.is_not(None)))
+            connection.execute(
+                select(e.c.corrects_id, e.c.id, e.c.kind).where(e.c.id > after_id, e.c.id <= latest, e.c.corrects_id.is_not(None))
+            )
         )
-    return NewEntries(rows, matching, latest, corrected)
+    return NewEntries(rows, new_ids, latest, corrected)
 

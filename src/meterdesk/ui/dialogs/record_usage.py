@@ -110,9 +110,15 @@ class RecordUsageDialog(QDialog):
         if customer:
             self.customer.set_customer(customer)
         self._customer_changed()
+        desk.catalog_changed.connect(self._catalog_changed)
         if unit:
             self.unit.setCurrentIndex(max(0, self.unit.findData(unit)))
         self.validate()
+
+    def _catalog_changed(self, catalog) -> None:
+        if self.result is None and not self._in_flight:
+            self.customer.set_catalog(catalog)
+            self._customer_changed()
 
     # -- validation as typed -----------------------------------------------------------------------
     def _customer_changed(self) -> None:

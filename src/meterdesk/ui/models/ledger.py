@@ -9,6 +9,7 @@ the top, in any other order the window is reopened.
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from PySide6.QtGui import QBrush, QColor, QFont
 from meterdesk.services.entries import EntryRow
 from meterdesk.services.ledger_pages import (
     DEFAULT_PAGE_SIZE,
+    LOOKBACK,
     LedgerPage,
     LedgerQuery,
     LedgerWindow,
@@ -133,6 +135,7 @@ class LedgerTableModel(QAbstractTableModel):
         self._wanted: OrderedDict[int, None] = OrderedDict()
         self._corrected: dict[int, tuple[int | None, int | None]] = {}
         self._latest_id = 0
+        self._known: set[int] = set()  # ids near the top the model already shows (for late commits)
         self._polling = False
         self._poll_broken = False
         self._opening = False
@@ -213,6 +216,7 @@ class LedgerTableModel(QAbstractTableModel):
         self._zone = ledger.timezone
         self._reset_cache()
         self._latest_id = window.snapshot_id
+        self._known = set(window.recent_ids)
         self.endResetModel()
         self._set_opening(False)
         self.window_opened.emit(window.count)
@@ -310,8 +314,9 @@ class LedgerTableModel(QAbstractTableModel):
             return
         self._polling = True
         generation, query, after = self._generation, self._query, self._latest_id
+        known = frozenset(i for i in self._known if i > after - LOOKBACK)
         self._runner.submit(
-            lambda job: entries_after(ledger, query, after, limit=HEAD_LIMIT),
+            lambda job: entries_after(ledger, query, after, known=known, limit=HEAD_LIMIT),
             on_done=lambda found: self._arrived(generation, found),
             on_error=lambda error: self._poll_failed(generation, error),
             description="looking for new ledger entries",
@@ -327,21 +332,27 @@ class LedgerTableModel(QAbstractTableModel):
     def _arrived(self, generation: int, found: NewEntries) -> None:
         self._polling = False
         self._poll_broken = False
-        if generation != self._generation or found.latest_id <= self._latest_id:
+        if generation != self._generation or self._window is None:
             return
-        self._latest_id = found.latest_id
+        self._latest_id = max(self._latest_id, found.latest_id)
         if found.corrected:
             self._corrected.update(found.corrected)
             for original in found.corrected:
                 row = self.row_of(original)
                 if row >= 0:
                     self.dataChanged.emit(self.index(row, 0), self.index(row, len(LedgerColumn) - 1))
-        if not found.matching:
+        if not found.ids:
             return
-        if self._query.newest_first and found.rows and len(self._head) + len(found.rows) <= HEAD_LIMIT:
-            self.beginInsertRows(QModelIndex(), 0, len(found.rows) - 1)
-            self._head[:0] = list(found.rows)
-            self.endInsertRows()
+        self._known = {i for i in self._known | found.ids if i > self._latest_id - 2 * LOOKBACK}
+        fits = len(self._head) + len(found.rows) <= HEAD_LIMIT
+        above_window = bool(found.rows) and min(found.ids) > self._window.snapshot_id
+        if self._query.newest_first and above_window and fits:
+            # Newest first: each new entry goes where its id belongs (a straggler may land below newer ones).
+            for entry in sorted(found.rows, key=lambda e: e.id):
+                row = bisect.bisect_left([-e.id for e in self._head], -entry.id)
+                self.beginInsertRows(QModelIndex(), row, row)
+                self._head.insert(row, entry)
+                self.endInsertRows()
         else:
             self.refresh()
         self.entries_arrived.emit(found.matching)
