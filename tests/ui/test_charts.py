@@ -276,6 +276,10 @@ def test_embedded_in_a_customer_detail_it_charts_one_customer_without_the_list(a
     assert page.chart.model.balance is not None
     page.show_customer("acme")
     wait_shown(qtbot, page, "acme")
+    before = page.chart.model.unit("api_calls").quantity
+    record_usage(acme_ledger, "acme", "api_calls", "5", "after-refresh")
+    page.refresh()
+    qtbot.waitUntil(lambda: page.chart.model.unit("api_calls").quantity == before + 5 and not page.is_busy(), timeout=20_000)
 
 
 def test_clicking_a_bucket_emits_bucket_activated(acme_ledger, qtbot, page_for):

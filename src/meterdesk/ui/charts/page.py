@@ -305,6 +305,12 @@ class ChartsPage(QWidget):
         self._shown_request = None
         self._schedule()
 
+    def refresh(self) -> None:
+        """Read the current chart again (new usage arrived); the customer list stays as it is."""
+        self._shown_request = None
+        self._hide_banner()
+        self._schedule()
+
     def set_preset(self, preset: str, first_day: date | None = None, last_day: date | None = None) -> None:
         if first_day is not None:
             self.from_edit.setDate(QDate(first_day.year, first_day.month, first_day.day))
