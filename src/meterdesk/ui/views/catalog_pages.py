@@ -106,8 +106,7 @@ class ChargeEditor(QWidget):
         self.tier_view.setModel(self.tiers)
         self.tier_view.setEditTriggers(QAbstractItemView.EditTrigger.AllEditTriggers)
         self.tier_view.setMinimumHeight(130)
-        for column in range(3):
-            self.tier_view.setColumnWidth(column, 140)
+        self.tier_view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         add_tier = QPushButton("Add tier")
         add_tier.clicked.connect(self.tiers.add_tier)
         remove_tier = QPushButton("Remove tier")

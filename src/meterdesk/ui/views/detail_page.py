@@ -178,6 +178,8 @@ class CustomerDetailPage(QWidget):
         self.invoice_total = QLabel("")
         self.invoice_total.setAlignment(Qt.AlignmentFlag.AlignRight)
 
+        for table in (self.units, self.invoice):
+            table.setMinimumHeight(90)  # the splitter sizes them to their lines (see _fit_tables)
         summary_box = QWidget()
         summary_layout = QVBoxLayout(summary_box)
         summary_layout.setContentsMargins(0, 0, 0, 0)
@@ -207,6 +209,7 @@ class CustomerDetailPage(QWidget):
         body.addWidget(self.tabs)
         body.setSizes([200, 560])
         body.setStretchFactor(1, 3)
+        self.body = body
 
         header = QGridLayout()
         header.addWidget(self.heading, 0, 0)
@@ -320,9 +323,19 @@ class CustomerDetailPage(QWidget):
         self.invoice_title.setText(f"<b>Invoice {'#' + str(invoice.id) + ' (closed, frozen)' if invoice.closed else 'preview'}</b> — {invoice.period}")
         self.invoice_total.setText(f"<b>Total {money_text(invoice.total, currency)}</b>")
         self._set_export_enabled(True)
+        self._fit_tables(len(summary.units), len(invoice.lines))
         if not keep_entries or self.entries._customer != summary.customer:
             self.entries._customer = summary.customer
             self.entries.set_period(summary.period or "")
+
+    def _fit_tables(self, unit_rows: int, invoice_rows: int) -> None:
+        """Give the summary and invoice just the height their lines need; the entries and chart get the rest."""
+        row = self.units.verticalHeader().defaultSectionSize()
+        needed = self.units.horizontalHeader().height() + row * max(unit_rows, invoice_rows, 2) + 70
+        total = sum(self.body.sizes())
+        if total > 0:
+            upper = min(needed, total // 2)
+            self.body.setSizes([upper, total - upper])
 
     def _set_export_enabled(self, enabled: bool) -> None:
         self.copy_button.setEnabled(enabled)
