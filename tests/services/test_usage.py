@@ -167,3 +167,18 @@ def test_count_and_max_aggregations(seeded):
     quantities = {u.unit: u.quantity for u in summary.units}
     assert quantities["seats"] == 5  # the 9 was reversed; max ignores it and its reversal
     assert quantities["builds"] == 4
+
+
+def test_series_of_a_max_unit_shows_each_buckets_peak(seeded):
+    from meterdesk.services.corrections import correct_entry
+
+    day_one, day_two = last_month_at(3, 9), last_month_at(4, 9)
+    record_usage(seeded, "acme", "seats", "3", "s-1", occurred_at=day_one)
+    nine = record_usage(seeded, "acme", "seats", "9", "s-2", occurred_at=day_one)
+    record_usage(seeded, "acme", "seats", "5", "s-3", occurred_at=day_two)
+    record_usage(seeded, "acme", "seats", "4", "s-4", occurred_at=day_two)
+    correct_entry(seeded, nine.entry_id, "6", "seat count was wrong")
+    for granularity, expected in (("day", [Decimal(6), Decimal(5)]), ("hour", [Decimal(6), Decimal(5)]), ("month", [Decimal(6)])):
+        summary = usage_summary(seeded, "acme", period=last_month(), granularity=granularity)
+        assert [p.quantity for p in summary.series if p.unit == "seats"] == expected, granularity
+    assert next(u for u in summary.units if u.unit == "seats").quantity == 6

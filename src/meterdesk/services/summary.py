@@ -33,7 +33,7 @@ from meterdesk.store.queries import (
     plan_for_period,
     unit_by_id,
 )
-from meterdesk.store.schema import customer_balances, usage_daily, usage_entries
+from meterdesk.store.schema import customer_balances, units, usage_daily, usage_entries
 
 GRANULARITIES = ("hour", "day", "month")
 HOUR_US = 3_600_000_000
@@ -283,14 +283,19 @@ def _unit_summaries(connection, ledger, customer: CustomerRow, period, quantitie
 
 
 def _series(connection: Connection, ledger: Ledger, customer_id: int, periods: list[Period], start_us: int, end_us: int, granularity: str):
-    """Quantity per unit and bucket; buckets are local hours, days or months of the billing time zone."""
+    """Quantity per unit and bucket; buckets are local hours, days or months of the billing time zone.
+
+    `sum` and `count` units add up within a bucket; a `max` unit (seats) shows each bucket's peak of the
+    entries that still count (reversed originals and their reversals left out), as the summary does.
+    """
     timeline = timeline_of(ledger)
     names = [str(p) for p in periods]
     points: list[SeriesPoint] = []
+    peaks = _peak_series(connection, ledger, customer_id, names, start_us, end_us, granularity)
+    peak_units = {point.unit for point in peaks}
     if granularity == "hour":
         anchor = start_us  # local midnight: hour buckets stay aligned to local hours across offsets
         bucket = (usage_entries.c.billed_at - anchor) // HOUR_US
-        value_by_unit = {}
         rows = connection.execute(
             select(
                 usage_entries.c.unit_id,
@@ -308,26 +313,68 @@ def _series(connection: Connection, ledger: Ledger, customer_id: int, periods: l
             .order_by("bucket", usage_entries.c.unit_id)
         ).all()
         for unit_id, number, quantity, entries in rows:
-            unit = value_by_unit.get(unit_id) or unit_by_id(connection, unit_id, ledger.cache)
-            value_by_unit[unit_id] = unit
-            points.append(SeriesPoint(anchor + int(number) * HOUR_US, unit.code, _bucket_value(unit, quantity, entries)))
-        return points
-    key = usage_daily.c.day if granularity == "day" else usage_daily.c.period
-    rows = connection.execute(
-        select(key, usage_daily.c.unit_id, func.sum(usage_daily.c.quantity), func.sum(usage_daily.c.entries))
-        .where(usage_daily.c.customer_id == customer_id, usage_daily.c.period.in_(names))
-        .group_by(key, usage_daily.c.unit_id)
-        .order_by(key, usage_daily.c.unit_id)
-    ).all()
-    for label, unit_id, quantity, entries in rows:
-        unit = unit_by_id(connection, unit_id, ledger.cache)
-        if granularity == "day":
-            start = to_micros(datetime.combine(date.fromisoformat(label), time.min, tzinfo=ledger.timezone))
-        else:
-            start = timeline.bounds(Period.parse(label))[0]
-        if start_us <= start < end_us:
-            points.append(SeriesPoint(start, unit.code, _bucket_value(unit, quantity, entries)))
+            unit = unit_by_id(connection, unit_id, ledger.cache)
+            if unit.unit.aggregation is not Aggregation.MAX:
+                points.append(SeriesPoint(anchor + int(number) * HOUR_US, unit.code, _bucket_value(unit, quantity, entries)))
+    else:
+        key = usage_daily.c.day if granularity == "day" else usage_daily.c.period
+        rows = connection.execute(
+            select(key, usage_daily.c.unit_id, func.sum(usage_daily.c.quantity), func.sum(usage_daily.c.entries))
+            .where(usage_daily.c.customer_id == customer_id, usage_daily.c.period.in_(names))
+            .group_by(key, usage_daily.c.unit_id)
+            .order_by(key, usage_daily.c.unit_id)
+        ).all()
+        for label, unit_id, quantity, entries in rows:
+            unit = unit_by_id(connection, unit_id, ledger.cache)
+            if unit.unit.aggregation is Aggregation.MAX:
+                continue
+            if granularity == "day":
+                start = to_micros(datetime.combine(date.fromisoformat(label), time.min, tzinfo=ledger.timezone))
+            else:
+                start = timeline.bounds(Period.parse(label))[0]
+            if start_us <= start < end_us:
+                points.append(SeriesPoint(start, unit.code, _bucket_value(unit, quantity, entries)))
+    if peak_units:
+        points = sorted(points + peaks, key=lambda point: (point.start_us, point.unit))
     return points
+
+
+def _peak_series(connection: Connection, ledger: Ledger, customer_id: int, names: list[str], start_us: int, end_us: int, granularity: str) -> list[SeriesPoint]:
+    """Per-bucket peaks of the customer's `max` units: hourly peaks in SQL, folded into days or months."""
+    original, reversal = usage_entries.alias("original"), usage_entries.alias("reversal")
+    max_units = select(units.c.id).where(units.c.aggregation == "max")
+    hour = ((original.c.billed_at - start_us) // HOUR_US).label("hour")
+    rows = connection.execute(
+        select(original.c.unit_id, hour, func.max(original.c.quantity))
+        .where(
+            original.c.customer_id == customer_id,
+            original.c.period.in_(names),
+            original.c.unit_id.in_(max_units),
+            original.c.kind == "usage",
+            original.c.billed_at >= start_us,
+            original.c.billed_at < end_us,
+            ~select(reversal.c.id).where(reversal.c.corrects_id == original.c.id, reversal.c.kind == "reversal").exists(),
+        )
+        .group_by(original.c.unit_id, "hour")
+    ).all()
+    if not rows:
+        return []
+    timeline = timeline_of(ledger)
+    peaks: dict[tuple[int, int], int] = {}
+    for unit_id, number, quantity in rows:
+        instant = start_us + int(number) * HOUR_US
+        if granularity == "day":
+            bucket = to_micros(datetime.combine(date.fromisoformat(timeline.day_of(instant)), time.min, tzinfo=ledger.timezone))
+        elif granularity == "month":
+            bucket = timeline.bounds(timeline.period_of(instant))[0]
+        else:
+            bucket = instant
+        peaks[(unit_id, bucket)] = max(peaks.get((unit_id, bucket), quantity), quantity)
+    result = []
+    for (unit_id, bucket), quantity in peaks.items():
+        unit = unit_by_id(connection, unit_id, ledger.cache)
+        result.append(SeriesPoint(max(bucket, start_us), unit.code, decode_quantity(int(quantity), unit.unit.decimals)))
+    return result
 
 
 def _bucket_value(unit: UnitRow, quantity, entries) -> Decimal:
