@@ -92,6 +92,8 @@ class PlansModel(RowTableModel[PlanInfo]):
         }[PlanColumn(column)]
 
     def extra(self, item: PlanInfo, column: int, role: int) -> Any:
+        if role == Qt.ItemDataRole.ToolTipRole and column == PlanColumn.CHARGES:
+            return "\n".join(f"{c.unit}: {c.model}" + (f", {c.included} included" if c.included else "") for c in item.plan.charges) or None
         if role == Qt.ItemDataRole.ToolTipRole and column == PlanColumn.VERSION and item.in_use:
             return "Invoices or prepaid charges used this plan: saving it makes a new version for the next period"
         return None
