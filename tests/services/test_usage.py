@@ -182,3 +182,10 @@ def test_series_of_a_max_unit_shows_each_buckets_peak(seeded):
         summary = usage_summary(seeded, "acme", period=last_month(), granularity=granularity)
         assert [p.quantity for p in summary.series if p.unit == "seats"] == expected, granularity
     assert next(u for u in summary.units if u.unit == "seats").quantity == 6
+
+
+def test_a_grant_can_be_dated_but_not_in_the_future(seeded):
+    dated = grant_credits(seeded, "bolt", "10", "paid-last-month", granted_at=last_month_at(2))
+    assert dated.balance == Decimal(10)
+    with pytest.raises(InvalidInput, match="granted_at"):
+        grant_credits(seeded, "bolt", "10", "paid-next-year", granted_at="2999-01-01T00:00:00Z")

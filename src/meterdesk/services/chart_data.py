@@ -333,12 +333,12 @@ def _total_before(connection: Connection, time_column, amount_column, customer_c
 
 
 def _balance_series(connection: Connection, customer: CustomerRow, edges: tuple[int, ...], now: int, current: Decimal) -> BalanceSeries:
-    """grants - charges over time: a grant where it was recorded, a charge where its usage sits on the
+    """grants - charges over time: a grant when it was granted, a charge where its usage sits on the
     chart's time axis (billed_at, as the bars). Live usage is charged as it happens, so the two agree;
     for usage imported after the fact this shows when the credit was consumed, not when the import ran.
     The last point is always the balance now."""
     start_us, end_us = edges[0], edges[-1]
-    grants = (credit_grants.c.recorded_at, credit_grants.c.amount, credit_grants.c.customer_id)
+    grants = (func.coalesce(credit_grants.c.granted_at, credit_grants.c.recorded_at), credit_grants.c.amount, credit_grants.c.customer_id)
     charges = (usage_entries.c.billed_at, usage_entries.c.charged, usage_entries.c.customer_id)
     # usage may be stamped up to 5 minutes ahead of the clock: it counts in the bucket of now.
     now_index = bisect_right(edges, now) - 1

@@ -13,7 +13,7 @@ from meterdesk.domain.units import validate_request_id
 from meterdesk.services.audit import record_audit
 from meterdesk.services.context import default_actor, now_us
 from meterdesk.services.shapes import exact_money, money
-from meterdesk.services.usage import validate_note, validate_source
+from meterdesk.services.usage import parse_occurred_at, validate_note, validate_source
 from meterdesk.services.writer import dialect_insert
 from meterdesk.store.codec import decode_money, encode_money
 from meterdesk.store.engine import Ledger
@@ -47,22 +47,30 @@ def grant_credits(
     request_id: str,
     *,
     note: str | None = None,
+    granted_at=None,
     source: str = "cli",
     actor: str | None = None,
 ) -> GrantResult:
+    """Raise a prepaid balance, once per request id. `granted_at` (default now) dates the top-up on the
+    balance's time line, e.g. when the payment arrived; it may not lie in the future."""
     source = validate_source(source)
     actor = actor or default_actor(source)
     request_id = validate_request_id(request_id)
     note = validate_note(note)
     value = parse_decimal(amount, "amount", max_places=6, minimum=Decimal(0), exclusive_minimum=True, maximum=Decimal(10) ** 15)
     micro = encode_money(value)
+    now = now_us()
+    granted = parse_occurred_at(granted_at, now, "granted_at")
     with ledger.write() as connection:
         row = customer_by_external_id(connection, customer, lock=True)
         if not row.prepaid:
             raise InvalidInput("customer", f"{customer!r} is invoiced at period close (postpaid); credits apply to prepaid customers")
         grant_id = connection.execute(
             dialect_insert(connection, credit_grants)
-            .values(customer_id=row.id, amount=micro, request_id=request_id, recorded_at=now_us(), source=source, actor=actor, note=note)
+            .values(
+                customer_id=row.id, amount=micro, request_id=request_id, recorded_at=now,
+                granted_at=now if granted is None else granted, source=source, actor=actor, note=note,
+            )
             .on_conflict_do_nothing(index_elements=["customer_id", "request_id"])
             .returning(credit_grants.c.id)
         ).scalar()

@@ -170,8 +170,11 @@ def seed_demo(
         )
 
     report(SeedProgress("credit grants", 1, steps))
-    for index, (customer, amount, note, _day) in enumerate(GRANTS):
-        grant_credits(ledger, customer, amount, f"demo-grant-{index}", note=note, source="gui", actor=ACTOR)
+    for index, (customer, amount, note, day) in enumerate(GRANTS):
+        granted = min(start + timedelta(days=day, hours=9), end)
+        grant_credits(
+            ledger, customer, amount, f"demo-grant-{index}", note=note, granted_at=granted, source="gui", actor=ACTOR
+        )
 
     report(SeedProgress("usage", 2, steps))
     rng = random.Random(seed)

@@ -192,6 +192,8 @@ credit_grants = Table(
     Column("source", String(8), nullable=False),
     Column("actor", String(200), nullable=False),
     Column("note", Text),
+    # When the credit was granted (a top-up paid last week, recorded today); NULL: when it was recorded.
+    Column("granted_at", BigInteger),
     UniqueConstraint("customer_id", "request_id"),
     CheckConstraint("amount > 0", name="amount"),
 )
