@@ -174,7 +174,7 @@ def cmd_customer_show(args) -> int:
 def cmd_credits_grant(args) -> int:
     from meterdesk.services.credits import grant_credits
 
-    result = grant_credits(_open(args), args.customer, args.amount, args.request_id, note=args.note)
+    result = grant_credits(_open(args), args.customer, args.amount, args.request_id, note=args.note, granted_at=args.at)
     s = result.to_json()
     _emit(args, s, f"{'duplicate: already granted' if result.duplicate else 'granted'} {s['amount']} {s['currency']} to {args.customer}; balance {s['balance']}")
     return 0
@@ -288,15 +288,26 @@ def cmd_period_close(args) -> int:
 
 
 def cmd_settle(args) -> int:
-    from meterdesk.services.settlement import settle
+    from meterdesk.domain.errors import Unavailable
+    from meterdesk.services.settlement import refresh_statuses, settle
 
     def progress(p) -> None:
-        sys.stderr.write(f"[{p.done}/{p.total}] invoice {p.invoice_id} {p.customer}: {p.state}\n")
+        sys.stderr.write(f"[{p.done}/{p.total}] invoice {p.invoice_id} {p.customer}: {p.state}" + (f" ({p.error})" if p.error else "") + "\n")
 
-    result = settle(_open(args), period=args.period, customer=args.customer, progress=progress)
+    if args.refresh:
+        result = refresh_statuses(_open(args), period=args.period, customer=args.customer)
+        problems = [f"invoice {invoice_id}: {error}" for invoice_id, error in result.errors]
+        summary = "status(es) could not be read from Stripe"
+    else:
+        result = settle(_open(args), period=args.period, customer=args.customer, progress=progress)
+        problems = [f"invoice {row.invoice_id} ({row.customer}): {row.error}" for row in result.failed]
+        summary = "invoice(s) not settled; settling again resumes them once fixed"
     _emit(args, result.to_json(), lambda: "\n".join(
-        f"#{i['id']} {i['customer']}: {i['total']} -> {i['stripe_invoice_id'] or '-'} {i['status']}" for i in result.to_json()["invoices"]) or "nothing to settle")
-    return 1 if result.failed else 0
+        f"#{i['id']} {i['customer']} {i['period']}: {i['total']} {i['currency']} -> {i['stripe_invoice_id'] or '-'} {i['status']}" for i in result.to_json()["invoices"]) or "nothing to settle")
+    if problems:
+        sys.stderr.write(f"error: {len(problems)} {summary}: " + "; ".join(problems) + "\n")
+        return Unavailable.exit_status
+    return 0
 
 
 # -- the parser ------------------------------------------------------------------------------------
@@ -360,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("amount")
     p.add_argument("--request-id", dest="request_id", required=True)
     p.add_argument("--note")
+    p.add_argument("--at", metavar="TIMESTAMP", help="when the credit was granted, e.g. the payment date (default now)")
 
     usage = commands.add_parser("usage", help="the usage ledger").add_subparsers(dest="subcommand", metavar="ACTION", required=True, parser_class=_Parser)
     p = command(usage, "record", cmd_usage_record, "record one usage event (idempotent by request id)")
@@ -401,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(commands, "settle", cmd_settle, "send closed invoices to Stripe (safe to repeat)")
     p.add_argument("--period", metavar="YYYY-MM")
     p.add_argument("--customer")
+    p.add_argument("--refresh", action="store_true", help="read back the Stripe status of sent invoices instead of sending")
     return parser
 
 

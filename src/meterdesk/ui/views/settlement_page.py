@@ -298,10 +298,10 @@ class SettlementPage(QWidget):
         layout.addWidget(splitter, 1)
         layout.addLayout(bottom)
 
-        desk.ledger_changed.connect(lambda _ledger: self.refresh())
-        desk.written.connect(lambda what: self.refresh() if what == "period" else None)
+        # Read only while the page is on screen; showing it reads it afresh.
+        desk.ledger_changed.connect(lambda _ledger: self.refresh() if self.isVisible() else None)
+        desk.written.connect(lambda what: self.refresh() if what == "period" and self.isVisible() else None)
         self._update_buttons()
-        self.refresh()
 
     # -- reading -------------------------------------------------------------------------------------
     def period(self) -> str:
