@@ -436,3 +436,103 @@ def _range_summary(connection, ledger: Ledger, customer: CustomerRow, start_us: 
 
 
 
+# -- every customer's period ---------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class CustomerPeriod:
+    """One customer's period in the period report: usage per unit, priced as its invoice would be."""
+
+    customer: str
+    name: str
+    mode: str
+    currency: str
+    plan: str | None
+    units: tuple[tuple[str, Decimal, Decimal], ...]  # (unit code, quantity, amount) per charge of the plan
+    base_fee: Decimal
+    usage_amount: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.base_fee + self.usage_amount
+
+    @property
+    def due(self) -> Decimal:
+        """What the period's invoice asks for: prepaid usage is already paid from the balance."""
+        return self.base_fee if self.mode == "prepaid" else self.total
+
+    def to_json(self) -> dict:
+        currency = self.currency
+        return {
+            "customer": self.customer,
+            "name": self.name,
+            "mode": self.mode,
+            "currency": currency,
+            "plan": self.plan,
+            "units": [{"unit": code, "quantity": plain(quantity), "amount": money(amount, currency)} for code, quantity, amount in self.units],
+            "base_fee": money(self.base_fee, currency),
+            "usage_amount": money(self.usage_amount, currency),
+            "total": money(self.total, currency),
+            "due": money(self.due, currency),
+        }
+
+
+def period_report(ledger: Ledger, period: str | Period | None = None) -> list[CustomerPeriod]:
+    """Every customer subscribed in a period with its usage priced, largest total first.
+
+    This is the aggregation behind closing a period and the top-customers list, done in a handful of
+    queries whatever the number of customers: the subscriptions in force, the period's rollup grouped by
+    customer and unit, and the plan versions (cached).
+    """
+    from meterdesk.domain.pricing import charge_amount
+    from meterdesk.store.queries import all_units, customer_from_row, plan_version_in_force, subscriptions_in
+    from meterdesk.store.schema import customers
+
+    timeline = timeline_of(ledger)
+    chosen = parse_period(period, ledger)
+    start_us, _ = timeline.bounds(chosen)
+    with ledger.read() as connection:
+        subscribed = subscriptions_in(connection, chosen)
+        units = {row.id: row for row in all_units(connection)}
+        versions = {plan_id: plan_version_in_force(connection, plan_id, start_us, ledger.cache)
+                    for plan_id in {s.plan_id for s in subscribed.values()}}
+        rows = [customer_from_row(row) for row in connection.execute(select(customers).where(customers.c.id.in_(list(subscribed))))]
+        measured: dict[int, dict[str, Decimal]] = {}
+        for customer_id, unit_id, quantity, entries in connection.execute(
+            select(usage_daily.c.customer_id, usage_daily.c.unit_id, func.sum(usage_daily.c.quantity), func.sum(usage_daily.c.entries))
+            .where(usage_daily.c.period == str(chosen))
+            .group_by(usage_daily.c.customer_id, usage_daily.c.unit_id)
+        ):
+            unit = units[unit_id]
+            if unit.unit.aggregation is Aggregation.MAX:
+                value = period_quantity(connection, customer_id, unit, chosen)
+            else:
+                value = _bucket_value(unit, quantity, entries)
+            measured.setdefault(customer_id, {})[unit.code] = value
+    report = []
+    for customer in rows:
+        subscription = subscribed[customer.id]
+        plan = versions[subscription.plan_id].plan
+        found = measured.get(customer.id, {})
+        priced = []
+        for charge in plan.charges:
+            quantity = found.get(charge.unit, Decimal(0))
+            priced.append((charge.unit, quantity, charge_amount(charge, quantity, customer.currency)))
+        report.append(
+            CustomerPeriod(
+                customer=customer.external_id,
+                name=customer.name,
+                mode=customer.mode,
+                currency=customer.currency,
+                plan=subscription.plan_code,
+                units=tuple(priced),
+                base_fee=base_fee(versions[subscription.plan_id], subscription, chosen, customer.currency),
+                usage_amount=sum((amount for _, _, amount in priced), Decimal(0)),
+            )
+        )
+    report.sort(key=lambda row: (-row.total, row.customer))
+    return report
+
+
+def top_customers(ledger: Ledger, period: str | Period | None = None, *, limit: int = 10) -> list[CustomerPeriod]:
+    """The customers with the largest period totals (mixed currencies compare by amount only)."""
+    return period_report(ledger, period)[:limit]

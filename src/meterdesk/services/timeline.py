@@ -38,9 +38,12 @@ class Timeline:
     def day_of(self, instant_us: int, period: Period | None = None) -> str:
         """The local date (ISO) of an instant; `period` must contain it when given."""
         period = period or self.period_of(instant_us)
-        starts = _day_starts(period, self.timezone)
-        index = bisect_right(starts, instant_us) - 1
-        return period.first_day.replace(day=index + 1).isoformat()
+        starts, names = self.days(period)
+        return names[bisect_right(starts, instant_us) - 1]
+
+    def days(self, period: Period) -> tuple[tuple[int, ...], tuple[str, ...]]:
+        """The first instant (microseconds) and the ISO date of each local day of a period."""
+        return _day_starts(period, self.timezone), _day_names(period)
 
     def clamp(self, instant_us: int, period: Period) -> int:
         start, end = self.bounds(period)
@@ -55,6 +58,12 @@ def _name(period: Period) -> str:
 @lru_cache(maxsize=4096)
 def _bounds(period: Period, timezone: ZoneInfo) -> tuple[int, int]:
     return to_micros(period.start(timezone)), to_micros(period.end(timezone))
+
+
+@lru_cache(maxsize=4096)
+def _day_names(period: Period) -> tuple[str, ...]:
+    first = period.first_day
+    return tuple((first + timedelta(days=n)).isoformat() for n in range(period.days))
 
 
 @lru_cache(maxsize=4096)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,13 +15,13 @@ from sqlalchemy import select
 
 from meterdesk.domain.errors import Conflict, InvalidInput, MeterdeskError, NotFound
 from meterdesk.domain.periods import MAX_FUTURE_SKEW, check_not_future, from_micros, parse_timestamp, to_micros
-from meterdesk.domain.units import validate_request_id, validate_usage_amount
+from meterdesk.domain.units import MAX_AMOUNT, validate_request_id, validate_usage_amount
 from meterdesk.services.context import default_actor, now_us
 from meterdesk.services.shapes import exact_money, money
 from meterdesk.services.writer import EntryWriter, NewEntry, StoredEntry, mismatch, over_limit
-from meterdesk.store.codec import decode_money, encode_quantity
+from meterdesk.store.codec import decode_money, decode_quantity, encode_quantity
 from meterdesk.store.engine import Ledger
-from meterdesk.store.queries import CustomerRow, customer_by_external_id, customer_from_row, unit_by_code
+from meterdesk.store.queries import CustomerRow, UnitRow, customer_by_external_id, customer_from_row, unit_by_code
 from meterdesk.store.schema import SOURCES, customers
 
 MAX_NOTE_LENGTH = 2000
@@ -240,6 +242,7 @@ class _Importer:
         self.actor = actor
         self.result = result
         self.customers: dict[str, CustomerRow | None] = {}
+        self.units: dict[str, UnitRow | None] = {}
 
     def _load_customers(self, ids: set[str]) -> None:
         missing = [i for i in ids if i not in self.customers]
@@ -253,22 +256,35 @@ class _Importer:
         for i in missing:
             self.customers.setdefault(i, None)
 
-    def run_batch(self, batch: list[tuple[int, dict | str]], now: int) -> None:
-        self._load_customers({str(r.get("customer", "")).strip() for _, r in batch if isinstance(r, dict)})
-        prepared: list[tuple[int, NewEntry]] = []
+    def _load_units(self, codes: set[str]) -> None:
+        missing = [code for code in codes if code not in self.units]
+        if not missing:
+            return
         with self.ledger.read() as connection:
-            for line, record in batch:
-                if isinstance(record, str):
-                    self.result.reject(line, record)
-                    continue
+            for code in missing:
                 try:
-                    prepared.append((line, self._validate(connection, record, now)))
-                except MeterdeskError as error:
-                    self.result.reject(line, str(error))
+                    self.units[code] = unit_by_code(connection, code, self.ledger.cache)
+                except NotFound:
+                    self.units[code] = None
+
+    def run_batch(self, batch: list[tuple[int, dict | str]], now: int) -> None:
+        records = [record for _, record in batch if type(record) is dict]
+        self._load_customers({str(record.get("customer") or "").strip() for record in records})
+        self._load_units({str(record.get("unit") or "").strip() for record in records})
+        prepared: list[tuple[int, NewEntry]] = []
+        reject, validate = self.result.reject, self._validate
+        for line, record in batch:
+            if type(record) is not dict:
+                reject(line, record)
+                continue
+            try:
+                prepared.append((line, validate(record, now)))
+            except MeterdeskError as error:
+                reject(line, str(error))
         if prepared:
             self._write(prepared, now)
 
-    def _validate(self, connection, record: dict, now: int) -> NewEntry:
+    def _validate(self, record: dict, now: int) -> NewEntry:
         customer_id = str(record.get("customer") or "").strip()
         if not customer_id:
             raise InvalidInput("customer", "is missing")
@@ -278,13 +294,23 @@ class _Importer:
         unit_code = str(record.get("unit") or "").strip()
         if not unit_code:
             raise InvalidInput("unit", "is missing")
-        unit = unit_by_code(connection, unit_code, self.ledger.cache)
+        unit = self.units.get(unit_code)
+        if unit is None:
+            raise NotFound(f"unit: unknown unit {unit_code!r}")
+        decimals = unit.unit.decimals
         raw_amount = record.get("amount")
-        amount = validate_usage_amount(unit.unit, raw_amount.strip() if isinstance(raw_amount, str) else raw_amount)
+        quantity = _plain_quantity(raw_amount, decimals)
+        if quantity is None:
+            amount = validate_usage_amount(unit.unit, raw_amount.strip() if isinstance(raw_amount, str) else raw_amount)
+            quantity = encode_quantity(amount, decimals)
+        else:
+            amount = decode_quantity(quantity, decimals)
         request_id = validate_request_id(record.get("request_id") if record.get("request_id") is not None else "")
         raw_time = record.get("occurred_at")
-        occurred = parse_occurred_at(raw_time.strip() or None if isinstance(raw_time, str) else raw_time, now)
-        return NewEntry(customer, unit, amount, encode_quantity(amount, unit.unit.decimals), occurred, request_id, validate_note(record.get("note")))
+        occurred = _utc_seconds(raw_time, now)
+        if occurred is None:
+            occurred = parse_occurred_at(raw_time.strip() or None if isinstance(raw_time, str) else raw_time, now)
+        return NewEntry(customer, unit, amount, quantity, occurred, request_id, validate_note(record.get("note")))
 
     def _write(self, prepared: list[tuple[int, NewEntry]], now: int) -> None:
         with self.ledger.write() as connection:
@@ -293,8 +319,8 @@ class _Importer:
             stored = writer.existing((entry.customer.id, entry.request_id) for _, entry in prepared)
             writer.preload([entry for _, entry in prepared if (entry.customer.id, entry.request_id) not in stored])
             seen: dict[tuple[int, str], NewEntry] = {}
-            rows = []
-            recorded = duplicates = 0
+            fresh: list[NewEntry] = []
+            duplicates = 0
             for line, entry in prepared:
                 key = (entry.customer.id, entry.request_id)
                 try:
@@ -308,14 +334,49 @@ class _Importer:
                             raise Conflict(f"request_id: {entry.request_id!r} appears earlier in this file with a different event")
                     else:
                         seen[key] = entry
-                        rows.append(writer.prepare(entry))
-                        recorded += 1
+                        fresh.append(entry)
                 except MeterdeskError as error:
                     self.result.reject(line, str(error))
-            writer.insert_many(rows)
-            writer.flush()
-        self.result.recorded += recorded
+            writer.insert_many(writer.prepare_many(fresh))
+            writer.flush(balances=False)
+        self.result.recorded += len(fresh)
         self.result.duplicates += duplicates
+
+
+# The shapes almost every line of a usage file has, read without the general parsers (which stay the
+# authority for everything else and for every error message): a plain amount such as "1500" or "2.25",
+# and a UTC timestamp to the second such as "2026-11-03T10:00:00Z".
+_PLAIN_AMOUNT = re.compile(r"(\d{1,16})(?:\.(\d{1,6}))?")
+_UTC_SECOND = re.compile(r"(\d{4}-\d{2}-\d{2})T([01]\d|2[0-3]):([0-5]\d):([0-5]\d)Z")
+_MAX_SCALED = [int(MAX_AMOUNT) * 10**places for places in range(7)]
+_day_micros: dict[str, int] = {}
+
+
+def _plain_quantity(value, decimals: int) -> int | None:
+    """A plain positive amount as an integer scaled by `decimals`; None when the general parser must decide."""
+    if type(value) is not str or not (match := _PLAIN_AMOUNT.fullmatch(value)):
+        return None
+    whole, fraction = match[1], match[2] or ""
+    if fraction[decimals:].strip("0"):
+        return None  # more places than the unit allows: the general parser words the error
+    quantity = int(whole) * 10**decimals + (int(fraction[:decimals].ljust(decimals, "0")) if decimals else 0)
+    return quantity if 0 < quantity <= _MAX_SCALED[decimals] else None
+
+
+def _utc_seconds(value, now: int) -> int | None:
+    """A timestamp like "2026-11-03T10:00:00Z" in microseconds; None when the general parser must decide."""
+    if type(value) is not str or not (match := _UTC_SECOND.fullmatch(value)):
+        return None
+    day = _day_micros.get(match[1])
+    if day is None:
+        try:
+            day = to_micros(datetime.combine(date.fromisoformat(match[1]), time.min, tzinfo=UTC))
+        except ValueError:
+            return None
+        if len(_day_micros) < 4096:
+            _day_micros[match[1]] = day
+    micros = day + (int(match[2]) * 3600 + int(match[3]) * 60 + int(match[4])) * 1_000_000
+    return micros if micros <= now + MAX_FUTURE_SKEW_US else None
 
 
 def _same_event(first: NewEntry, second: NewEntry) -> bool:

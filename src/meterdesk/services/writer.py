@@ -8,13 +8,14 @@ and the unique key on (customer, request id) is the backstop that keeps a racing
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 from decimal import Decimal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -27,6 +28,7 @@ from meterdesk.store.codec import decode_quantity, encode_money
 from meterdesk.store.engine import Ledger
 from meterdesk.store.queries import (
     CustomerRow,
+    PlanVersionRow,
     UnitRow,
     closed_periods,
     last_closed_period,
@@ -134,10 +136,12 @@ class EntryWriter:
         self._closed: dict[int, set[str]] = {}
         self._charges: dict[tuple[int, str, int], object] = {}
         self._subscriptions: dict[int, list] = {}
+        self._versions: dict[tuple[int, int], PlanVersionRow] = {}
         self._prices: dict[tuple[int, int, str], tuple[Decimal, Decimal]] = {}
         self._totals: dict[tuple[int, int, str], Decimal] = {}
-        self._rollup: dict[tuple[int, str, int, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+        self._rollup: dict[tuple[int, str, int, str], list[int]] = {}
         self._balance_deltas: dict[int, int] = defaultdict(int)
+        self._peaks_to_recount: set[tuple[int, str, int, str, int, int]] = set()
 
     # -- locking and lookups --------------------------------------------------------------------
     def lock_customers(self, customer_ids: Iterable[int]) -> None:
@@ -248,7 +252,13 @@ class EntryWriter:
             charge = None
             if overlapping:
                 start, _ = self.timeline.bounds(period)
-                version = plan_version_in_force(self.connection, overlapping[-1].plan_id, start, self.ledger.cache)
+                # Plans change between transactions, never inside one: one lookup per plan and period.
+                version_key = (overlapping[-1].plan_id, start)
+                version = self._versions.get(version_key)
+                if version is None:
+                    version = self._versions[version_key] = plan_version_in_force(
+                        self.connection, overlapping[-1].plan_id, start, self.ledger.cache
+                    )
                 charge = version.plan.charge_for(unit.code)
             self._charges[key] = charge
         return self._charges[key]
@@ -315,47 +325,85 @@ class EntryWriter:
         return decode_quantity(max(values, default=0), unit.unit.decimals)
 
     # -- writing -------------------------------------------------------------------------------
-    def row_for(self, entry: NewEntry, placement: Placement, charged: int | None) -> EntryValues:
-        """The entry as a row in ENTRY_COLUMNS order; its rollup and balance changes are noted for `flush`."""
-        occurred_at = entry.occurred_at if entry.occurred_at is not None else self.now_us
-        sign = 1 if entry.kind == "usage" else -1
-        period = self.timeline.name(placement.period)
-        day = self.timeline.day_of(placement.billed_at, placement.period)
-        counts = self._rollup[(entry.customer.id, period, entry.unit.id, day)]
-        counts[0] += sign * entry.quantity
-        counts[1] += sign
-        if sign < 0:
-            counts[2] += 1
-        if placement.late or entry.corrects_id is not None:
-            counts[3] += sign * entry.quantity
-            counts[4] += sign
-        if charged:
-            self._balance_deltas[entry.customer.id] += charged
-        return EntryValues(
-            entry.customer.id,
-            entry.unit.id,
-            sign * entry.quantity,
-            occurred_at,
-            self.now_us,
-            placement.billed_at,
-            period,
-            placement.late,
-            entry.request_id,
-            entry.kind,
-            entry.corrects_id,
-            self.source,
-            self.actor,
-            entry.note,
-            charged,
-        )
-
     def prepare(self, entry: NewEntry) -> EntryValues:
         """Place, price and turn one entry into a row; bookkeeping is applied by `flush`."""
-        placement = self.placement(entry.customer, entry.occurred_at if entry.occurred_at is not None else self.now_us)
-        charged = None
-        if entry.customer.prepaid:
-            charged = self.prepaid_charge(entry.customer, entry.unit, placement.period, self.total_after(entry, placement.period))
-        return self.row_for(entry, placement, charged)
+        return self.prepare_many((entry,))[0]
+
+    def prepare_many(self, entries: Iterable[NewEntry]) -> list[EntryValues]:
+        """`prepare` for each entry, in order (prepaid charges depend on it).
+
+        An import spends most of its Python time here, so the common case — usage in an open period —
+        is inlined: the period's bounds and local days are looked up once per period, not per entry.
+        """
+        rows: list[EntryValues] = []
+        append = rows.append
+        now, source, actor = self.now_us, self.source, self.actor
+        timeline, last_closed, rollup = self.timeline, self._last_closed, self._rollup
+        span_start = span_end = 0
+        period = name = None
+        starts: tuple[int, ...] = ()
+        days: tuple[str, ...] = ()
+        for entry in entries:
+            customer, unit = entry.customer, entry.unit
+            occurred = entry.occurred_at if entry.occurred_at is not None else now
+            if not span_start <= occurred < span_end:
+                period = timeline.period_of(occurred)
+                span_start, span_end = timeline.bounds(period)
+                name = timeline.name(period)
+                starts, days = timeline.days(period)
+            if customer.id not in last_closed:
+                last_closed[customer.id] = last_closed_period(self.connection, customer.id)
+            closed_until = last_closed[customer.id]
+            if closed_until is None or name > closed_until:
+                billed_period, billed_name, late, billed_at = period, name, False, occurred
+                day = days[bisect_right(starts, occurred) - 1]
+            else:
+                placement = self.placement(customer, occurred)
+                billed_period, late, billed_at = placement.period, placement.late, placement.billed_at
+                billed_name = timeline.name(billed_period)
+                day = timeline.day_of(billed_at, billed_period)
+            charged = None
+            if customer.prepaid:
+                charged = self.prepaid_charge(customer, unit, billed_period, self.total_after(entry, billed_period))
+                if charged:
+                    self._balance_deltas[customer.id] += charged
+            usage = entry.kind == "usage"
+            quantity = entry.quantity if usage else -entry.quantity
+            key = (customer.id, billed_name, unit.id, day)
+            counts = rollup.get(key)
+            if counts is None:
+                counts = rollup[key] = [0, 0, 0, 0, 0, 0]
+            counts[0] += quantity
+            counts[1] += 1 if usage else -1
+            if not usage:
+                counts[2] += 1
+            if late or entry.corrects_id is not None:
+                counts[3] += quantity
+                counts[4] += 1 if usage else -1
+            if unit.unit.aggregation is Aggregation.MAX:
+                if usage:
+                    counts[5] = max(counts[5], quantity)
+                else:
+                    self._peaks_to_recount.add(self._day_of_entry(entry.corrects_id))
+            append(
+                EntryValues(
+                    customer.id, unit.id, quantity, occurred, now, billed_at, billed_name, late, entry.request_id,
+                    entry.kind, entry.corrects_id, source, actor, entry.note, charged,
+                )
+            )
+        return rows
+
+    def _day_of_entry(self, entry_id: int | None) -> tuple[int, str, int, str, int, int]:
+        """(customer, period, unit, day, day start, day end) of the rollup row an entry was counted in."""
+        customer_id, period_name, unit_id, billed_at = self.connection.execute(
+            select(usage_entries.c.customer_id, usage_entries.c.period, usage_entries.c.unit_id, usage_entries.c.billed_at)
+            .where(usage_entries.c.id == entry_id)
+        ).one()
+        starts, days = self.timeline.days(Period.parse(period_name))
+        index = bisect_right(starts, billed_at) - 1
+        _, end = self.timeline.bounds(Period.parse(period_name))
+        day_end = starts[index + 1] if index + 1 < len(starts) else end
+        return customer_id, period_name, unit_id, days[index], starts[index], day_end
 
     def insert_one(self, row: EntryValues) -> int | None:
         """Insert one entry; None when its request id is already taken (a racing duplicate)."""
@@ -386,49 +434,95 @@ class EntryWriter:
             marks = ", ".join("?" * len(ENTRY_COLUMNS))
             self.connection.exec_driver_sql(f"INSERT INTO usage_entries ({names}) VALUES ({marks})", rows)
 
-    def flush(self) -> dict[int, int]:
-        """Apply the rollup and balance changes of the prepared rows; returns new balances (micro)."""
+    def flush(self, *, balances: bool = True) -> dict[int, int]:
+        """Apply the rollup and balance changes of the prepared rows; returns the new balances (micro)
+        of the customers charged, unless `balances` is False (a bulk import does not need them)."""
+        postgres = self.connection.dialect.name == "postgresql"
         if self._rollup:
-            statement = dialect_insert(self.connection, usage_daily)
-            statement = statement.on_conflict_do_update(
-                index_elements=["customer_id", "period", "unit_id", "day"],
-                set_={
-                    "quantity": usage_daily.c.quantity + statement.excluded.quantity,
-                    "entries": usage_daily.c.entries + statement.excluded.entries,
-                    "reversals": usage_daily.c.reversals + statement.excluded.reversals,
-                    "adjusted_quantity": usage_daily.c.adjusted_quantity + statement.excluded.adjusted_quantity,
-                    "adjusted_entries": usage_daily.c.adjusted_entries + statement.excluded.adjusted_entries,
-                },
-            )
-            self.connection.execute(
-                statement,
-                [
-                    {
-                        "customer_id": c, "period": p, "unit_id": u, "day": d, "quantity": q, "entries": n,
-                        "reversals": r, "adjusted_quantity": aq, "adjusted_entries": an,
-                    }
-                    for (c, p, u, d), (q, n, r, aq, an) in self._rollup.items()
-                ],
-            )
-            self._rollup.clear()
-        balances: dict[int, int] = {}
-        for customer_id, delta in self._balance_deltas.items():
-            balances[customer_id] = self.connection.execute(
-                update(customer_balances)
-                .where(customer_balances.c.customer_id == customer_id)
-                .values(
-                    charged=customer_balances.c.charged + delta,
-                    balance=customer_balances.c.balance - delta,
+            rows = [(*key, *counts) for key, counts in self._rollup.items()]
+            if postgres:
+                # One statement for the whole batch; its keys are distinct, as ON CONFLICT DO UPDATE needs.
+                self.connection.exec_driver_sql(
+                    f"INSERT INTO usage_daily ({ROLLUP_NAMES}) SELECT * FROM unnest("
+                    "%s::integer[], %s::varchar[], %s::integer[], %s::varchar[], %s::bigint[], %s::integer[], "
+                    f"%s::integer[], %s::bigint[], %s::integer[], %s::bigint[]) {ROLLUP_UPSERT} greatest({PEAK_UPDATE})",
+                    tuple(list(column) for column in zip(*rows)),
                 )
-                .returning(customer_balances.c.balance)
-            ).scalar_one()
+            else:
+                self.connection.exec_driver_sql(
+                    f"INSERT INTO usage_daily ({ROLLUP_NAMES}) VALUES ({', '.join('?' * 10)}) {ROLLUP_UPSERT} max({PEAK_UPDATE})",
+                    rows,
+                )
+            self._rollup.clear()
+        for recount in sorted(self._peaks_to_recount):
+            self._recount_peak(*recount)
+        self._peaks_to_recount.clear()
+        found: dict[int, int] = {}
+        deltas = sorted(self._balance_deltas.items())
         self._balance_deltas.clear()
-        return balances
+        if not deltas:
+            return found
+        mark = "%s" if postgres else "?"
+        change = (
+            f"UPDATE customer_balances SET charged = charged + {mark}, balance = balance - {mark} "
+            f"WHERE customer_id = {mark}"
+        )
+        if len(deltas) == 1 and balances:
+            customer_id, delta = deltas[0]
+            found[customer_id] = self.connection.exec_driver_sql(
+                change + " RETURNING balance", (delta, delta, customer_id)
+            ).scalar_one()
+            return found
+        self.connection.exec_driver_sql(change, [(delta, delta, customer_id) for customer_id, delta in deltas])
+        if balances:
+            found.update(
+                self.connection.execute(
+                    select(customer_balances.c.customer_id, customer_balances.c.balance).where(
+                        customer_balances.c.customer_id.in_([customer_id for customer_id, _ in deltas])
+                    )
+                ).all()
+            )
+        return found
+
+    def _recount_peak(self, customer_id: int, period_name: str, unit_id: int, day: str, start: int, end: int) -> None:
+        """A reversal took an entry out of a `max` unit's day: its peak is what still counts that day."""
+        original, reversal = usage_entries.alias("original"), usage_entries.alias("reversal")
+        peak = select(func.coalesce(func.max(original.c.quantity), 0)).where(
+            original.c.customer_id == customer_id,
+            original.c.period == period_name,
+            original.c.unit_id == unit_id,
+            original.c.billed_at >= start,
+            original.c.billed_at < end,
+            original.c.kind == "usage",
+            ~select(reversal.c.id).where(reversal.c.corrects_id == original.c.id, reversal.c.kind == "reversal").exists(),
+        ).scalar_subquery()
+        self.connection.execute(
+            usage_daily.update()
+            .where(
+                usage_daily.c.period == period_name,
+                usage_daily.c.customer_id == customer_id,
+                usage_daily.c.unit_id == unit_id,
+                usage_daily.c.day == day,
+            )
+            .values(peak=peak)
+        )
 
     def balance(self, customer_id: int) -> int:
         return self.connection.execute(
             select(customer_balances.c.balance).where(customer_balances.c.customer_id == customer_id)
         ).scalar_one()
+
+
+ROLLUP_NAMES = "customer_id, period, unit_id, day, quantity, entries, reversals, adjusted_quantity, adjusted_entries, peak"
+# Followed by the dialect's two-argument max (SQLite max, PostgreSQL greatest) of PEAK_UPDATE.
+ROLLUP_UPSERT = (
+    "ON CONFLICT (period, customer_id, unit_id, day) DO UPDATE SET "
+    "quantity = usage_daily.quantity + excluded.quantity, entries = usage_daily.entries + excluded.entries, "
+    "reversals = usage_daily.reversals + excluded.reversals, "
+    "adjusted_quantity = usage_daily.adjusted_quantity + excluded.adjusted_quantity, "
+    "adjusted_entries = usage_daily.adjusted_entries + excluded.adjusted_entries, peak ="
+)
+PEAK_UPDATE = "usage_daily.peak, excluded.peak"
 
 
 def over_limit(customer: CustomerRow, balance: int) -> bool:

@@ -23,7 +23,6 @@ from meterdesk.store.schema import (
     subscriptions,
     units,
     usage_daily,
-    usage_entries,
 )
 
 
@@ -189,6 +188,26 @@ def subscriptions_of_many(connection: Connection, customer_ids: list[int]) -> di
     return found
 
 
+def subscriptions_in(connection: Connection, period: Period) -> dict[int, SubscriptionRow]:
+    """customer id -> the subscription that prices the period (the latest-starting one overlapping it),
+    for every customer subscribed in it, in one query."""
+    found: dict[int, SubscriptionRow] = {}
+    rows = connection.execute(
+        select(subscriptions, plans.c.code)
+        .join(plans, plans.c.id == subscriptions.c.plan_id)
+        .where(
+            subscriptions.c.starts_on <= period.last_day.isoformat(),
+            subscriptions.c.ends_on.is_(None) | (subscriptions.c.ends_on > period.first_day.isoformat()),
+        )
+        .order_by(subscriptions.c.starts_on, subscriptions.c.id)
+    )
+    for row in rows:
+        found[row.customer_id] = SubscriptionRow(
+            row.id, row.plan_id, row.code, date.fromisoformat(row.starts_on), date.fromisoformat(row.ends_on) if row.ends_on else None
+        )
+    return found
+
+
 def subscription_for(connection: Connection, customer_id: int, period: Period) -> SubscriptionRow | None:
     """The subscription that prices a period: the latest-starting one overlapping it."""
     overlapping = [s for s in subscriptions_of(connection, customer_id) if s.overlaps(period)]
@@ -219,6 +238,7 @@ __all__ = [
     "plan_version_by_id",
     "plan_version_in_force",
     "subscription_for",
+    "subscriptions_in",
     "subscriptions_of",
     "unit_by_code",
     "unit_by_id",
@@ -236,28 +256,19 @@ def plan_for_period(
 
 
 def period_quantity(connection: Connection, customer_id: int, unit: UnitRow, period: Period) -> Decimal:
-    """A unit's aggregated period quantity, reversed originals counted out (SPEC: corrections)."""
+    """A unit's aggregated period quantity from the daily rollup, reversed originals counted out (SPEC:
+    corrections): `sum` adds reversals, `count` counts entries minus reversals, `max` is the largest of the
+    days' peaks, which leave reversed originals out."""
     aggregation = unit.unit.aggregation
-    if aggregation is Aggregation.MAX:
-        original = usage_entries.alias("original")
-        reversal = usage_entries.alias("reversal")
-        value = connection.execute(
-            select(func.max(original.c.quantity)).where(
-                original.c.customer_id == customer_id,
-                original.c.period == str(period),
-                original.c.unit_id == unit.id,
-                original.c.kind == "usage",
-                ~select(reversal.c.id)
-                .where(reversal.c.corrects_id == original.c.id, reversal.c.kind == "reversal")
-                .exists(),
-            )
-        ).scalar()
-        return decode_quantity(value, unit.unit.decimals)
-    column = usage_daily.c.entries if aggregation is Aggregation.COUNT else usage_daily.c.quantity
+    column = {
+        Aggregation.SUM: func.sum(usage_daily.c.quantity),
+        Aggregation.COUNT: func.sum(usage_daily.c.entries),
+        Aggregation.MAX: func.max(usage_daily.c.peak),
+    }[aggregation]
     value = connection.execute(
-        select(func.sum(column)).where(
-            usage_daily.c.customer_id == customer_id,
+        select(column).where(
             usage_daily.c.period == str(period),
+            usage_daily.c.customer_id == customer_id,
             usage_daily.c.unit_id == unit.id,
         )
     ).scalar()

@@ -19,11 +19,13 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 MONEY_SCALE = 10**6
@@ -144,8 +146,6 @@ usage_entries = Table(
     Column("note", Text),
     Column("charged", BigInteger),  # micro-units charged to a prepaid balance; NULL for postpaid
     UniqueConstraint("customer_id", "request_id"),
-    # One reversal and one replacement per original, ever: a corrected entry cannot be corrected again.
-    UniqueConstraint("corrects_id", "kind"),
     CheckConstraint("kind IN ('usage', 'reversal')", name="kind"),
     CheckConstraint(
         "(kind = 'usage' AND quantity > 0) OR (kind = 'reversal' AND quantity < 0 AND corrects_id IS NOT NULL)",
@@ -154,21 +154,37 @@ usage_entries = Table(
     CheckConstraint("source IN ('api', 'cli', 'import', 'gui')", name="source"),
     Index(None, "customer_id", "period", "unit_id", "billed_at"),
     Index(None, "occurred_at"),
+    # One reversal and one replacement per original, ever: a corrected entry cannot be corrected again.
+    # Partial: plain usage entries (no corrects_id) would only add NULL keys, one B-tree insert each.
+    Index(
+        "uq_usage_entries_corrects_id_kind",
+        "corrects_id",
+        "kind",
+        unique=True,
+        sqlite_where=text("corrects_id IS NOT NULL"),
+        postgresql_where=text("corrects_id IS NOT NULL"),
+    ),
 )
 
 usage_daily = Table(
     "usage_daily",
     metadata,
-    Column("customer_id", ForeignKey("customers.id"), primary_key=True),
-    Column("period", String(7), primary_key=True),
-    Column("unit_id", ForeignKey("units.id"), primary_key=True),
-    Column("day", String(10), primary_key=True),  # local date of billed_at in the billing time zone
+    Column("customer_id", ForeignKey("customers.id"), nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("unit_id", ForeignKey("units.id"), nullable=False),
+    Column("day", String(10), nullable=False),  # local date of billed_at in the billing time zone
     Column("quantity", BigInteger, nullable=False),  # sum of entry quantities, reversals included
     Column("entries", Integer, nullable=False),  # usage entries minus reversals: the `count` aggregation
     Column("reversals", Integer, nullable=False),
     # The part from late entries and corrections, so an invoice can show them on a line of their own.
     Column("adjusted_quantity", BigInteger, nullable=False, server_default="0"),
     Column("adjusted_entries", Integer, nullable=False, server_default="0"),
+    # `max` units: the day's largest usage entry that still counts (reversed originals left out); 0 otherwise.
+    Column("peak", BigInteger, nullable=False, server_default="0"),
+    # Period first: a period's rollup for every customer is one range, and so is one customer's period.
+    PrimaryKeyConstraint("period", "customer_id", "unit_id", "day"),
+    Index(None, "customer_id", "period"),
+    sqlite_with_rowid=False,  # clustered on the key
 )
 
 customer_balances = Table(
