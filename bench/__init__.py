@@ -1,0 +1,1 @@
+"""Benchmarks of meterdesk against the physical limits of its databases: `python -m bench` (see bench/__main__.py)."""

@@ -1,0 +1,131 @@
+"""The results as a table: on the terminal, as JSON, and as docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from bench.harness import NOT_AVAILABLE, Result
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+def number(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "—"
+    if abs(value) >= 1000:
+        text = f"{value:,.0f}"
+    elif abs(value) >= 100:
+        text = f"{value:.0f}"
+    elif abs(value) >= 10:
+        text = f"{value:.1f}"
+    else:
+        text = f"{value:.2f}"
+    return f"{text} {unit}".strip()
+
+
+def _met(result: Result) -> str:
+    if not result.available:
+        return NOT_AVAILABLE
+    return {True: "yes", False: "**no**", None: "—"}[result.met]
+
+
+def _value(result: Result) -> str:
+    return number(result.value, result.unit) if result.available else NOT_AVAILABLE
+
+
+def _ratio(result: Result) -> str:
+    return "—" if result.ratio is None else f"{result.ratio:.2f}"
+
+
+def terminal(results: list[Result]) -> str:
+    rows = [("figure", "meterdesk", "baseline", "ratio", "target", "met")]
+    for r in results:
+        rows.append((r.name, _value(r), number(r.baseline, r.unit) if r.baseline else "—", _ratio(r), r.target.text,
+                     _met(r).replace("*", "")))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def to_json(results: list[Result]) -> str:
+    return json.dumps([r.to_json() for r in results], indent=2)
+
+
+def markdown(results: list[Result], machine: dict[str, str], *, revision: str, duration_s: float, command: str) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        "meterdesk measured against the best a bare database does on the same machine, in the same run:",
+        "each scenario times meterdesk and its baseline interleaved (A, B, B, A, ...) and reports medians.",
+        f"This page is rewritten by every full run of `{command}` (see `bench/`); the figures below are",
+        "from the last one.",
+        "",
+        "## The run",
+        "",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}",
+        f"- meterdesk revision: {revision}",
+        f"- duration: {duration_s / 60:.1f} min",
+    ]
+    lines += [f"- {key}: {value}" for key, value in machine.items()]
+    lines += [
+        "",
+        "## Figures",
+        "",
+        "*ratio* is meterdesk's speed as a fraction of the baseline's: value / baseline for rates, baseline / value",
+        "for times and memory; above 1, meterdesk is faster than the baseline.",
+        "",
+        "| scenario | figure | meterdesk | baseline | ratio | target | met |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        figure = r.name + (f" <br><sub>{r.note}</sub>" if r.note else "")
+        baseline = (number(r.baseline, r.unit) if r.baseline else "—") + (f" <br><sub>{r.baseline_label}</sub>" if r.baseline_label else "")
+        lines.append(f"| {r.scenario} | {figure} | {_value(r)} | {baseline} | {_ratio(r)} | {r.target.text} | {_met(r)} |")
+    lines += ["", METHOD]
+    return "\n".join(lines) + "\n"
+
+
+METHOD = """## How it is measured
+
+- **Data**: generated from a fixed seed (`bench/data.py`): 5 units (sum, count and max aggregations, whole and
+  fractional amounts), 3 plans (graduated, volume, package and per-unit charges, included quantities), 1,000
+  customers of which 30% are prepaid (each granted 500 EUR of credit), and usage spread over 30 days
+  (September 2025, one billing period) with a skew across customers. The same seed gives the same ledger
+  everywhere.
+- **Big ledgers** (1M and 10M entries) are loaded directly with bulk SQL rather than through the services
+  (`bench/ledgers.py`): executemany into SQLite and COPY into PostgreSQL with the secondary indexes rebuilt
+  after the load, then the `usage_daily` rollup aggregated from the entries and the prepaid balances debited
+  by the entries' charges. They hold exactly what the services write for the same events: `bench/verify.py`
+  loads the same events both ways and compares every row of `usage_entries`, `usage_daily` and
+  `customer_balances` (run by `python -m bench --verify`). They are cached under `bench/.data/`, keyed by the
+  data version and the schema revision. The SQLite ledger is not ANALYZEd (meterdesk never does); the
+  PostgreSQL ledger is VACUUM ANALYZEd once, as autovacuum would do to a table that grew.
+- **Baselines** run on a bare table with the parsed rows (customer, unit, quantity, occurred_at, period,
+  request id), its unique key (customer, request id) and, for reads, the best covering index
+  `(customer_id, period, unit_id, quantity)`.
+- **Durability**: SQLite in WAL mode with `synchronous=NORMAL` and a 128 MB page cache, as meterdesk opens it,
+  for meterdesk and for the baselines. PostgreSQL 15 from the local server binaries with `fsync=on` and
+  `synchronous_commit=on` (commits wait for the disk), shared_buffers 1 GB, max_wal_size 8 GB, the same server
+  for meterdesk and the baselines (`bench/pg.py`).
+- **Bulk import** times the whole `meterdesk usage import FILE --json` process (start-up, parsing, validation,
+  idempotency check, placement, prepaid charging, rollup, a commit per batch) on a fresh copy of the ledger
+  with the catalog; the baseline inserts the same rows, already parsed, with one `executemany` in one
+  transaction.
+- **Single events** call `services.usage.record_usage` in a loop, one transaction per event, for a prepaid
+  customer (the entry, its charge and the balance update); the baseline is a raw insert + balance update +
+  commit per event. The 4-writer figure runs 4 processes, each recording for its own prepaid customer.
+- **Summary** is the p50 of `services.summary.usage_summary` for one customer-month over random customers;
+  the baseline is one `GROUP BY unit_id` over the covering index.
+- **Period report** is `services.summary.period_report` (every customer's period, priced: what closing a
+  period and the top-customers list aggregate), against a raw `GROUP BY customer_id, unit_id` over the bare
+  table.
+"""
+
+
+def write_docs(text: str) -> Path:
+    DOCS.parent.mkdir(parents=True, exist_ok=True)
+    DOCS.write_text(text)
+    return DOCS

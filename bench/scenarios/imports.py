@@ -1,0 +1,149 @@
+"""Bulk import: the real `meterdesk usage import` process on a CSV file, then the same file again (all duplicates).
+
+Baseline, in the same run: the same rows, already parsed, inserted by the raw driver with one
+`executemany` of `INSERT ... ON CONFLICT DO NOTHING` in one transaction into a bare table with the same
+unique key (customer, request id), at the same durability setting; then replayed (all conflicts).
+meterdesk's figure is the whole process: start-up, parsing and validation, idempotency checks, placement,
+prepaid charging, the rollup, and commits every batch.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+
+from bench import data, ledgers
+from bench.harness import Context, Result, Target, interleave, median, meterdesk_command, seconds
+
+SCENARIO = "bulk import"
+RATIO = Target("ratio >= 0.5", min_ratio=0.5)
+PG_TARGET = Target("ratio >= 0.5 and >= 50,000 rows/s", min_ratio=0.5, min_value=50_000)
+BARE_TABLE = ledgers.RAW_TABLE
+BARE_INSERT = (
+    "INSERT INTO raw_usage (customer_id, unit_id, quantity, occurred_at, period, request_id) "
+    "VALUES ({marks}) ON CONFLICT DO NOTHING"
+)
+
+
+def usage_file(context: Context, n: int):
+    path = context.work_dir / f"events-{n}.csv"
+    if not (path.exists() and ledgers.is_cached(path.name)):
+        context.log(f"writing {n:,} usage events to {path.name}")
+        data.write_csv(data.generate_events(n), path)
+        ledgers.mark_cached(path.name)
+    return path
+
+
+def import_file(url: str, path, expect: dict) -> float:
+    """Seconds the `meterdesk usage import` process takes, start to exit; checks what it reports."""
+    command = [*meterdesk_command(), "--db", url, "usage", "import", str(path), "--json"]
+    outcome: dict = {}
+
+    def run() -> None:
+        finished = subprocess.run(command, capture_output=True, text=True)
+        if finished.returncode != 0:
+            raise RuntimeError(f"meterdesk usage import failed ({finished.returncode}): {finished.stderr.strip()[:500]}")
+        outcome.update(json.loads(finished.stdout))
+
+    elapsed = seconds(run)
+    found = {key: outcome.get(key) for key in expect}
+    if found != expect:
+        raise RuntimeError(f"meterdesk usage import reported {found}, expected {expect}")
+    return elapsed
+
+
+def run(context: Context) -> list[Result]:
+    n = context.sizes.import_lines
+    path = usage_file(context, n)
+    events = data.generate_events(n)
+    rows = list(ledgers.raw_rows(events, 0, n))
+    label = f"{n:,} lines"
+    results = _sqlite(context, path, rows, label)
+    results += _postgres(context, path, rows, label)
+    return results
+
+
+def _sqlite(context: Context, path, rows, label: str) -> list[Result]:
+    n = len(rows)
+    ledger = context.work_dir / "import.sqlite3"
+    bare = context.work_dir / "import-bare.sqlite3"
+    base = ledgers.sqlite_base()
+    timings: dict[str, list[float]] = {"import": [], "again": [], "raw": [], "replay": []}
+
+    def meterdesk_round(_: int) -> float:
+        ledgers.copy_sqlite(base, ledger)
+        timings["import"].append(import_file(f"sqlite:///{ledger}", path, {"recorded": n, "rejected": 0}))
+        timings["again"].append(import_file(f"sqlite:///{ledger}", path, {"recorded": 0, "duplicates": n}))
+        return 0.0
+
+    def baseline_round(_: int) -> float:
+        ledgers.remove_sqlite(bare)
+        connection = sqlite3.connect(bare, isolation_level=None)
+        try:
+            # The durability and cache meterdesk's own connections use (store/engine.py).
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA cache_size=-131072")
+            connection.execute(BARE_TABLE.format(id="INTEGER"))
+            statement = BARE_INSERT.format(marks=", ".join("?" * 6))
+            for key in ("raw", "replay"):
+                def insert() -> None:
+                    connection.execute("BEGIN IMMEDIATE")
+                    connection.executemany(statement, rows)
+                    connection.execute("COMMIT")
+
+                timings[key].append(seconds(insert))
+        finally:
+            connection.close()
+        return 0.0
+
+    context.log(f"bulk import on SQLite: {label}, {context.sizes.import_rounds} rounds")
+    interleave(context.sizes.import_rounds, meterdesk_round, baseline_round)
+    ledgers.remove_sqlite(bare)
+    return [
+        Result(SCENARIO, "bulk import, SQLite", n / median(timings["import"]), "rows/s", n / median(timings["raw"]), RATIO,
+               "raw sqlite3 executemany ON CONFLICT DO NOTHING, bare table", f"{label}, whole `meterdesk usage import` process"),
+        Result(SCENARIO, "re-import (all duplicates), SQLite", n / median(timings["again"]), "rows/s", n / median(timings["replay"]), RATIO,
+               "raw replay of the same executemany", f"{label}, nothing new recorded"),
+    ]
+
+
+def _postgres(context: Context, path, rows, label: str) -> list[Result]:
+    n = len(rows)
+    server = context.server()
+    base = ledgers.pg_base(server)
+    timings: dict[str, list[float]] = {"import": [], "again": [], "raw": [], "replay": []}
+
+    def meterdesk_round(_: int) -> float:
+        server.create("bench_import", template=base)
+        url = server.url("bench_import")
+        timings["import"].append(import_file(url, path, {"recorded": n, "rejected": 0}))
+        timings["again"].append(import_file(url, path, {"recorded": 0, "duplicates": n}))
+        return 0.0
+
+    def baseline_round(_: int) -> float:
+        server.create("bench_import_bare")
+        with server.connect("bench_import_bare") as connection:
+            connection.execute(BARE_TABLE.format(id="BIGSERIAL"))
+            connection.commit()
+            statement = BARE_INSERT.format(marks=", ".join(["%s"] * 6))
+            for key in ("raw", "replay"):
+                def insert() -> None:
+                    with connection.cursor() as cursor:
+                        cursor.executemany(statement, rows)
+                    connection.commit()
+
+                timings[key].append(seconds(insert))
+        return 0.0
+
+    context.log(f"bulk import on PostgreSQL: {label}, {context.sizes.import_rounds} rounds")
+    interleave(context.sizes.import_rounds, meterdesk_round, baseline_round)
+    server.drop("bench_import")
+    server.drop("bench_import_bare")
+    return [
+        Result(SCENARIO, "bulk import, PostgreSQL", n / median(timings["import"]), "rows/s", n / median(timings["raw"]), PG_TARGET,
+               "raw psycopg executemany ON CONFLICT DO NOTHING, bare table", f"{label}, whole `meterdesk usage import` process"),
+        Result(SCENARIO, "re-import (all duplicates), PostgreSQL", n / median(timings["again"]), "rows/s", n / median(timings["replay"]), RATIO,
+               "raw replay of the same executemany", f"{label}, nothing new recorded"),
+    ]

@@ -1,0 +1,189 @@
+"""Single events: one usage event per transaction for a prepaid customer (the entry, its charge, the balance).
+
+meterdesk: `services.usage.record_usage` in a loop, from a process that keeps the ledger open (a server).
+Baseline: the raw driver doing what the event minimally needs — insert the entry into the bare table
+(ON CONFLICT DO NOTHING), update the balance, commit — at the same durability setting. On PostgreSQL the
+same again with 4 writer processes at once, each for its own prepaid customer.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+import time
+
+from bench import data, ledgers
+from bench.harness import REPORTED, Context, Result, Target, interleave, median
+
+SCENARIO = "single events"
+RATIO = Target("ratio >= 0.5", min_ratio=0.5)
+WRITERS = 4
+BALANCES = "CREATE TABLE balances (customer_id INTEGER PRIMARY KEY, balance BIGINT NOT NULL)"
+INSERT = (
+    "INSERT INTO raw_usage (customer_id, unit_id, quantity, occurred_at, period, request_id) "
+    "VALUES ({m}, {m}, {m}, {m}, {m}, {m}) ON CONFLICT DO NOTHING"
+)
+UPDATE = "UPDATE balances SET balance = balance - {m} WHERE customer_id = {m}"
+
+
+def prepaid_customers(count: int) -> list[data.CustomerSpec]:
+    return [spec for spec in data.customer_specs() if spec.prepaid][:count]
+
+
+def record_events(url: str, customer: str, count: int, tag: str, start_together=None) -> tuple[float, float]:
+    """(start, end) of recording `count` events through the service, one transaction each."""
+    from meterdesk.services.usage import record_usage
+    from meterdesk.store.engine import open_ledger
+
+    ledger = open_ledger(url, upgrade=False)
+    try:
+        record_usage(ledger, customer, "api_calls", "1", f"{tag}-warm-up", source="api")  # connection and caches
+        _wait(start_together)
+        start = time.perf_counter()
+        for number in range(count):
+            result = record_usage(ledger, customer, "api_calls", "3", f"{tag}-{number}", source="api")
+            if result.duplicate or result.charged is None:
+                raise RuntimeError(f"record_usage did not charge a new prepaid event: {result}")
+        return start, time.perf_counter()
+    finally:
+        ledger.close()
+
+
+def raw_events(connect, mark: str, customer_id: int, count: int, tag: str, begin: str | None, start_together=None) -> tuple[float, float]:
+    """(start, end) of the raw driver inserting + updating + committing `count` times."""
+    connection = connect()
+    try:
+        insert, update = INSERT.format(m=mark), UPDATE.format(m=mark)
+        now = int(time.time() * 1_000_000)
+        _wait(start_together)
+        start = time.perf_counter()
+        for number in range(count):
+            if begin:
+                connection.execute(begin)
+            connection.execute(insert, (customer_id, 1, 3, now, data.PERIOD, f"{tag}-{number}"))
+            connection.execute(update, (300, customer_id))
+            connection.commit() if not begin else connection.execute("COMMIT")
+        return start, time.perf_counter()
+    finally:
+        connection.close()
+
+
+def _wait(start_together) -> None:
+    """In a worker process: say it is ready, then wait until every worker is."""
+    if start_together is not None:
+        ready, go = start_together
+        ready.release()
+        go.wait()
+
+
+def _span(times: tuple[float, float]) -> float:
+    return times[1] - times[0]
+
+
+def _sqlite_bare(path) -> None:
+    ledgers.remove_sqlite(path)
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute(ledgers.RAW_TABLE.format(id="INTEGER"))
+        connection.execute(BALANCES)
+        connection.executemany("INSERT INTO balances VALUES (?, 0)", [(n + 1,) for n in range(data.CUSTOMERS)])
+
+
+def _sqlite_connect(path):
+    def connect():
+        connection = sqlite3.connect(path, isolation_level=None)
+        connection.execute("PRAGMA synchronous=NORMAL")  # WAL is a property of the file
+        connection.execute("PRAGMA cache_size=-131072")
+        return connection
+
+    return connect
+
+
+def run(context: Context) -> list[Result]:
+    count, rounds = context.sizes.single_events, context.sizes.single_rounds
+    customer = prepaid_customers(1)[0]
+    results = []
+
+    # SQLite
+    ledger = context.work_dir / "single.sqlite3"
+    bare = context.work_dir / "single-bare.sqlite3"
+    ledgers.copy_sqlite(ledgers.sqlite_base(), ledger)
+    _sqlite_bare(bare)
+    context.log(f"single events on SQLite: {count:,} per round, {rounds} rounds")
+    mine, base = interleave(
+        rounds,
+        lambda n: _span(record_events(f"sqlite:///{ledger}", customer.external_id, count, f"sqlite-{n}")),
+        lambda n: _span(raw_events(_sqlite_connect(bare), "?", customer.number + 1, count, f"sqlite-{n}", "BEGIN IMMEDIATE")),
+    )
+    results.append(Result(SCENARIO, "single events, SQLite", count / median(mine), "txn/s", count / median(base), RATIO,
+                          "raw sqlite3 insert + update + commit", "record_usage, prepaid customer, one transaction each"))
+
+    # PostgreSQL, one writer
+    server = context.server()
+    base_db = ledgers.pg_base(server)
+    server.create("bench_single", template=base_db)
+    server.create("bench_single_bare")
+    with server.connect("bench_single_bare") as connection:
+        connection.execute(ledgers.RAW_TABLE.format(id="BIGSERIAL"))
+        connection.execute(BALANCES.replace("INTEGER PRIMARY KEY", "INTEGER PRIMARY KEY"))
+        with connection.cursor() as cursor:
+            cursor.executemany("INSERT INTO balances VALUES (%s, 0)", [(n + 1,) for n in range(data.CUSTOMERS)])
+    url = server.url("bench_single")
+
+    def pg_connect():
+        return server.connect("bench_single_bare")
+
+    context.log(f"single events on PostgreSQL: {count:,} per round, {rounds} rounds")
+    mine, base = interleave(
+        rounds,
+        lambda n: _span(record_events(url, customer.external_id, count, f"pg-{n}")),
+        lambda n: _span(raw_events(pg_connect, "%s", customer.number + 1, count, f"pg-{n}", None)),
+    )
+    results.append(Result(SCENARIO, "single events, PostgreSQL", count / median(mine), "txn/s", count / median(base), RATIO,
+                          "raw psycopg insert + update + commit", "record_usage, prepaid customer, one transaction each"))
+
+    # PostgreSQL, 4 writer processes
+    writers = prepaid_customers(WRITERS)
+    context.log(f"single events on PostgreSQL with {WRITERS} writer processes")
+    mine, base = interleave(
+        rounds,
+        lambda n: _concurrent([(record_events, (url, spec.external_id, count, f"pg4-{n}-{spec.number}")) for spec in writers]),
+        lambda n: _concurrent([(_raw_pg_events, (server.conninfo("bench_single_bare"), spec.number + 1, count, f"pg4-{n}-{spec.number}"))
+                               for spec in writers]),
+    )
+    total = count * WRITERS
+    results.append(Result(SCENARIO, f"single events, PostgreSQL, {WRITERS} writer processes", total / median(mine), "txn/s",
+                          total / median(base), REPORTED, f"{WRITERS} raw psycopg processes",
+                          f"{WRITERS} processes, each its own prepaid customer; total throughput"))
+    server.drop("bench_single")
+    server.drop("bench_single_bare")
+    ledgers.remove_sqlite(ledger)
+    ledgers.remove_sqlite(bare)
+    return results
+
+
+def _raw_pg_events(conninfo: str, customer_id: int, count: int, tag: str, start_together=None) -> tuple[float, float]:
+    import psycopg
+
+    return raw_events(lambda: psycopg.connect(conninfo), "%s", customer_id, count, tag, None, start_together)
+
+
+def _worker(job, arguments, ready, go, results) -> None:
+    results.put(job(*arguments, start_together=(ready, go)))
+
+
+def _concurrent(jobs) -> float:
+    """Run the jobs in separate processes, each set up before any starts; seconds from the first start to the
+    last end (perf_counter is the system-wide monotonic clock on Linux, the same in every process)."""
+    spawn = multiprocessing.get_context("spawn")
+    ready, go, results = spawn.Semaphore(0), spawn.Event(), spawn.Queue()
+    processes = [spawn.Process(target=_worker, args=(job, arguments, ready, go, results)) for job, arguments in jobs]
+    for process in processes:
+        process.start()
+    for _ in processes:
+        ready.acquire()
+    go.set()
+    spans = [results.get() for _ in processes]
+    for process in processes:
+        process.join()
+    return max(end for _, end in spans) - min(start for start, _ in spans)
