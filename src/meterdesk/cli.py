@@ -275,6 +275,7 @@ def cmd_invoice_preview(args) -> int:
 
 def cmd_period_close(args) -> int:
     from meterdesk.services.billing import close_period
+    from meterdesk.services.shapes import money
 
     def progress(p) -> None:
         if not args.json:
@@ -283,7 +284,7 @@ def cmd_period_close(args) -> int:
     result = close_period(_open(args), args.period, customer=args.customer, progress=progress)
     _emit(args, result.to_json(), lambda: "\n".join(
         [f"period {result.period}: {len(result.invoices)} invoice(s) closed now, {len(result.already_closed)} already closed"]
-        + [f"  #{i.id} {i.customer}: {i.total} {i.currency}" for i in result.invoices + result.already_closed]))
+        + [f"  #{i.id} {i.customer}: {money(i.total, i.currency)} {i.currency}" for i in result.invoices + result.already_closed]))
     return 0
 
 
