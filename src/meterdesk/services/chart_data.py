@@ -21,6 +21,7 @@ from meterdesk.domain.periods import Period, from_micros, to_micros
 from meterdesk.domain.plans import Charge, PricingModel
 from meterdesk.services.context import now_us as clock_now_us
 from meterdesk.services.summary import HOUR_US, Summary, parse_granularity, usage_summary
+from meterdesk.services.timeline import parse_instant
 from meterdesk.services.writer import timeline_of
 from meterdesk.store.codec import decode_money
 from meterdesk.store.engine import Ledger
@@ -165,28 +166,11 @@ def bucket_edges(ledger: Ledger, start_us: int, end_us: int, granularity: str) -
 
 
 def periods_between(ledger: Ledger, start_us: int, end_us: int) -> list[Period]:
-    timeline = timeline_of(ledger)
-    periods = []
-    cursor = timeline.period_of(start_us)
-    while timeline.bounds(cursor)[0] < end_us:
-        periods.append(cursor)
-        cursor = cursor.next()
-    return periods
+    return timeline_of(ledger).periods_between(start_us, end_us)
 
 
 def _instant(value, field: str, ledger: Ledger) -> int:
-    if isinstance(value, bool):
-        raise InvalidInput(field, "must be a date or a timestamp")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, datetime):
-        return to_micros(value)
-    if isinstance(value, date):
-        return _local_midnight(value, ledger)
-    try:
-        return _instant(date.fromisoformat(str(value).strip()), field, ledger)
-    except ValueError:
-        raise InvalidInput(field, f"{value!r} is not a date (YYYY-MM-DD)") from None
+    return parse_instant(value, field, ledger.timezone)
 
 
 def chart_data(

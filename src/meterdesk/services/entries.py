@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time
 from decimal import Decimal
 
 from sqlalchemy import Select, func, or_, select
 
 from meterdesk.domain.errors import InvalidInput
-from meterdesk.domain.periods import Period, parse_timestamp, to_micros
+from meterdesk.domain.periods import Period
 from meterdesk.services.shapes import exact_money, plain, timestamp
+from meterdesk.services.timeline import parse_instant
 from meterdesk.store.codec import decode_money, decode_quantity
 from meterdesk.store.engine import Ledger
 from meterdesk.store.schema import customers, units, usage_entries
@@ -71,19 +71,7 @@ class EntryFilter:
 
 
 def _instant(value, field: str, ledger: Ledger) -> int | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, datetime):
-        return to_micros(value)
-    text = str(value).strip()
-    if len(text) == 10:
-        try:
-            return to_micros(datetime.combine(date.fromisoformat(text), time.min, tzinfo=ledger.timezone))
-        except ValueError:
-            raise InvalidInput(field, f"{text!r} is not a date or timestamp") from None
-    return to_micros(parse_timestamp(text, field))
+    return None if value in (None, "") else parse_instant(value, field, ledger.timezone)
 
 
 @dataclass(frozen=True, slots=True)

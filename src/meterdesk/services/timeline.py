@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from meterdesk.domain.periods import Period, from_micros, to_micros
+from meterdesk.domain.errors import InvalidInput
+from meterdesk.domain.periods import Period, from_micros, parse_timestamp, to_micros
 
 
 class Timeline:
@@ -45,9 +46,39 @@ class Timeline:
         """The first instant (microseconds) and the ISO date of each local day of a period."""
         return _day_starts(period, self.timezone), _day_names(period)
 
+    def periods_between(self, start_us: int, end_us: int) -> list[Period]:
+        """The periods that overlap [start, end)."""
+        periods = []
+        cursor = self.period_of(start_us)
+        while self.bounds(cursor)[0] < end_us:
+            periods.append(cursor)
+            cursor = cursor.next()
+        return periods
+
     def clamp(self, instant_us: int, period: Period) -> int:
         start, end = self.bounds(period)
         return min(max(instant_us, start), end - 1)
+
+
+def parse_instant(value, field: str, timezone: ZoneInfo) -> int:
+    """A range boundary as microseconds: an int is taken as it is, a datetime as its instant, a date (or
+    'YYYY-MM-DD') as local midnight in the billing time zone, other text as an ISO 8601 timestamp."""
+    if isinstance(value, bool):
+        raise InvalidInput(field, "must be a date or a timestamp")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, datetime):
+        return to_micros(value)
+    if isinstance(value, date):
+        return to_micros(datetime.combine(value, time.min, tzinfo=timezone))
+    text = str(value).strip()
+    if len(text) == 10:
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            raise InvalidInput(field, f"{text!r} is not a date or timestamp") from None
+        return parse_instant(day, field, timezone)
+    return to_micros(parse_timestamp(text, field))
 
 
 @lru_cache(maxsize=4096)
