@@ -14,12 +14,13 @@ from sqlalchemy import case, func, select
 from sqlalchemy.engine import Connection
 
 from meterdesk.domain.errors import InvalidInput
-from meterdesk.domain.periods import Period, parse_timestamp, to_micros
+from meterdesk.domain.periods import Period, to_micros
 from meterdesk.domain.plans import Plan
 from meterdesk.domain.pricing import billable_quantity, charge_amount, prorated_base_fee
 from meterdesk.domain.units import Aggregation
 from meterdesk.services.context import now_us
 from meterdesk.services.shapes import money, plain, timestamp
+from meterdesk.services.timeline import parse_instant
 from meterdesk.services.writer import timeline_of
 from meterdesk.store.codec import decode_money, decode_quantity
 from meterdesk.store.engine import Ledger
@@ -28,9 +29,10 @@ from meterdesk.store.queries import (
     PlanVersionRow,
     SubscriptionRow,
     UnitRow,
-    customer_by_external_id,
-    period_quantity,
+    customer_with_balance,
+    fetch,
     plan_for_period,
+    rollup_totals,
     unit_by_id,
 )
 from meterdesk.store.schema import customer_balances, units, usage_daily, usage_entries
@@ -139,19 +141,6 @@ def parse_period(value: str | Period | None, ledger: Ledger) -> Period:
     return Period.parse(value)
 
 
-def _range_bound(value, field: str, ledger: Ledger) -> int:
-    if isinstance(value, datetime):
-        return to_micros(value)
-    text = str(value).strip()
-    if len(text) == 10:  # a date: local midnight in the billing time zone
-        try:
-            day = date.fromisoformat(text)
-        except ValueError:
-            raise InvalidInput(field, f"{text!r} is not a date or timestamp") from None
-        return to_micros(datetime.combine(day, time.min, tzinfo=ledger.timezone))
-    return to_micros(parse_timestamp(text, field))
-
-
 def usage_summary(
     ledger: Ledger,
     customer: str,
@@ -169,9 +158,9 @@ def usage_summary(
         raise InvalidInput("period", "give either --period or --from/--to, not both")
     timeline = timeline_of(ledger)
     with ledger.read() as connection:
-        row = customer_by_external_id(connection, customer)
+        row, balance = customer_with_balance(connection, customer)
         if start is not None:
-            start_us, end_us = _range_bound(start, "from", ledger), _range_bound(end, "to", ledger)
+            start_us, end_us = parse_instant(start, "from", ledger.timezone), parse_instant(end, "to", ledger.timezone)
             if end_us <= start_us:
                 raise InvalidInput("to", "must be later than --from")
             return _range_summary(connection, ledger, row, start_us, end_us, granularity)
@@ -194,7 +183,7 @@ def usage_summary(
             units=units,
             base_fee=base_fee(version, subscription, chosen, row.currency),
             usage_amount=sum((unit.amount for unit in units), Decimal(0)),
-            balance=_balance(connection, row),
+            balance=decode_money(balance) if row.prepaid else None,
             corrections=sum(unit.corrections for unit in units),
             granularity=granularity,
             series=tuple(series),
@@ -225,28 +214,18 @@ class PeriodQuantity:
 
 
 def period_quantities(connection: Connection, ledger: Ledger, customer_id: int, periods: list[Period]) -> dict[int, PeriodQuantity]:
-    """Aggregated quantity per unit over whole periods, from the daily rollup."""
-    rows = connection.execute(
-        select(
-            usage_daily.c.unit_id,
-            func.sum(usage_daily.c.quantity),
-            func.sum(usage_daily.c.entries),
-            func.sum(usage_daily.c.reversals),
-            func.sum(usage_daily.c.adjusted_quantity),
-            func.sum(usage_daily.c.adjusted_entries),
-        )
-        .where(usage_daily.c.customer_id == customer_id, usage_daily.c.period.in_([str(p) for p in periods]))
-        .group_by(usage_daily.c.unit_id)
-    ).all()
+    """Aggregated quantity per unit over whole periods, from the daily rollup (a `max` unit's is the
+    largest of its days' peaks, which leave reversed originals out)."""
     found = {}
-    for unit_id, quantity, entries, reversals, adjusted_quantity, adjusted_entries in rows:
+    for unit_id, quantity, entries, reversals, adjusted_quantity, adjusted_entries, peak in rollup_totals(
+        connection, customer_id, [str(p) for p in periods]
+    ):
         unit = unit_by_id(connection, unit_id, ledger.cache)
         aggregation = unit.unit.aggregation
         if aggregation is Aggregation.COUNT:
             total, adjusted = Decimal(int(entries)), Decimal(int(adjusted_entries))
         elif aggregation is Aggregation.MAX:
-            total = max((period_quantity(connection, customer_id, unit, p) for p in periods), default=Decimal(0))
-            adjusted = Decimal(0)
+            total, adjusted = decode_quantity(int(peak or 0), unit.unit.decimals), Decimal(0)
         else:
             total = decode_quantity(int(quantity), unit.unit.decimals)
             adjusted = decode_quantity(int(adjusted_quantity), unit.unit.decimals)
@@ -387,11 +366,7 @@ def _range_summary(connection, ledger: Ledger, customer: CustomerRow, start_us: 
     """A custom range: quantities of entries billed in [start, end), priced as one period of the plan in
     force at its start (an estimate; invoices are always per period)."""
     timeline = timeline_of(ledger)
-    periods = []
-    cursor = timeline.period_of(start_us)
-    while timeline.bounds(cursor)[0] < end_us:
-        periods.append(cursor)
-        cursor = cursor.next()
+    periods = timeline.periods_between(start_us, end_us)
     rows = connection.execute(
         select(
             usage_entries.c.unit_id,
@@ -497,14 +472,15 @@ def period_report(ledger: Ledger, period: str | Period | None = None) -> list[Cu
                     for plan_id in {s.plan_id for s in subscribed.values()}}
         rows = [customer_from_row(row) for row in connection.execute(select(customers).where(customers.c.id.in_(list(subscribed))))]
         measured: dict[int, dict[str, Decimal]] = {}
-        for customer_id, unit_id, quantity, entries in connection.execute(
-            select(usage_daily.c.customer_id, usage_daily.c.unit_id, func.sum(usage_daily.c.quantity), func.sum(usage_daily.c.entries))
-            .where(usage_daily.c.period == str(chosen))
-            .group_by(usage_daily.c.customer_id, usage_daily.c.unit_id)
+        for customer_id, unit_id, quantity, entries, peak in fetch(
+            connection,
+            "SELECT customer_id, unit_id, sum(quantity), sum(entries), max(peak) FROM usage_daily WHERE period = ? "
+            "GROUP BY customer_id, unit_id",
+            (str(chosen),),
         ):
             unit = units[unit_id]
             if unit.unit.aggregation is Aggregation.MAX:
-                value = period_quantity(connection, customer_id, unit, chosen)
+                value = decode_quantity(int(peak), unit.unit.decimals)
             else:
                 value = _bucket_value(unit, quantity, entries)
             measured.setdefault(customer_id, {})[unit.code] = value

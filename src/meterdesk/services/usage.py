@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import queue
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -21,13 +23,14 @@ from meterdesk.services.shapes import exact_money, money
 from meterdesk.services.writer import EntryWriter, NewEntry, StoredEntry, mismatch, over_limit
 from meterdesk.store.codec import decode_money, decode_quantity, encode_quantity
 from meterdesk.store.engine import Ledger
-from meterdesk.store.queries import CustomerRow, UnitRow, customer_by_external_id, customer_from_row, unit_by_code
+from meterdesk.store.queries import CustomerRow, UnitRow, customer_from_row, unit_by_code
 from meterdesk.store.schema import SOURCES, customers
 
 MAX_NOTE_LENGTH = 2000
 MAX_FUTURE_SKEW_US = int(MAX_FUTURE_SKEW.total_seconds()) * 1_000_000
 MAX_REPORTED_ERRORS = 10_000
-IMPORT_BATCH = 5000
+IMPORT_BATCH = 50_000  # lines per transaction: big enough that commits and index page writes amortize
+EXPECT_NEW_AFTER = 1000  # a batch this big with no request id taken makes the next ones skip the lookups
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +113,13 @@ def record_usage(
     now = now_us()
     occurred = parse_occurred_at(occurred_at, now)
     with ledger.write() as connection:
-        customer_row = customer_by_external_id(connection, customer, lock=True)
-        unit_row = unit_by_code(connection, unit, ledger.cache)
+        writer = EntryWriter(connection, ledger, now, source, actor)
+        unit_row = _unit_or_none(connection, ledger, unit)
+        # One query locks the customer and reads what placing and pricing the event needs.
+        context = writer.begin_event(customer, unit_row, occurred if occurred is not None else now)
+        customer_row = context.customer
+        if unit_row is None:
+            raise NotFound(f"unit: unknown unit {unit!r}")
         quantity_amount = validate_usage_amount(unit_row.unit, amount)
         entry = NewEntry(
             customer_row,
@@ -122,18 +130,23 @@ def record_usage(
             request_id,
             note,
         )
-        writer = EntryWriter(connection, ledger, now, source, actor)
-        stored = writer.existing([(customer_row.id, request_id)]).get((customer_row.id, request_id))
-        if stored is None:
-            row = writer.prepare(entry)
-            entry_id = writer.insert_one(row)
-            if entry_id is not None:
-                balances = writer.flush()
-                return _result(customer_row, entry_id, False, row.charged, balances.get(customer_row.id), row.period, row.late, writer)
-            # Lost a race we should not be able to lose under the lock: the unique key kept us honest.
-            stored = writer.existing([(customer_row.id, request_id)])[(customer_row.id, request_id)]
+        # Insert first, ask later: a retry is rare, and the unique key on (customer, request id) says
+        # whether this is one. Nothing prepared for a duplicate is written.
+        row = writer.prepare(entry)
+        entry_id = writer.insert_one(row)
+        if entry_id is not None:
+            balance = writer.flush().get(customer_row.id, context.balance)
+            return _result(customer_row, entry_id, False, row.charged, balance, row.period, row.late, writer)
+        stored = writer.existing([(customer_row.id, request_id)])[(customer_row.id, request_id)]
         _duplicate_or_conflict(stored, entry)
-        return _result(customer_row, stored.id, True, stored.charged, None, stored.period, stored.late, writer)
+        return _result(customer_row, stored.id, True, stored.charged, context.balance, stored.period, stored.late, writer)
+
+
+def _unit_or_none(connection, ledger: Ledger, code: str) -> UnitRow | None:
+    try:
+        return unit_by_code(connection, code, ledger.cache)
+    except NotFound:
+        return None
 
 
 def _result(customer: CustomerRow, entry_id, duplicate, charged, balance, period, late, writer: EntryWriter) -> RecordResult:
@@ -196,28 +209,37 @@ def _detect_format(path: Path, head: str) -> str:
     return "jsonl" if head.lstrip().startswith("{") else "csv"
 
 
-def _csv_records(handle) -> Iterator[tuple[int, dict | str]]:
-    """(line number, record or error) for every non-blank CSV line; a leading header row is optional."""
+def _csv_records(handle) -> Iterator[tuple[int, list | str]]:
+    """(line number, fields in IMPORT_FIELDS order or an error) for every non-blank CSV line; a leading
+    header row is optional. Missing trailing fields are None."""
     reader = csv.reader(handle)
-    header: tuple[str, ...] = IMPORT_FIELDS
+    order: list[int] | None = None  # where each of IMPORT_FIELDS is in a row, after a header that reorders them
+    width = len(IMPORT_FIELDS)
     for row in reader:
         line = reader.line_num
         if not row or all(not cell.strip() for cell in row):
             continue
         if line == 1 and row[0].strip().lower() == "customer":
-            names = tuple(cell.strip().lower() for cell in row)
+            names = [cell.strip().lower() for cell in row]
             unknown = [name for name in names if name not in IMPORT_FIELDS]
             if unknown:
                 raise InvalidInput("file", f"unknown column {unknown[0]!r} in the header; columns are {', '.join(IMPORT_FIELDS)}")
-            header = names
+            width = len(names)
+            if names != list(IMPORT_FIELDS[: len(names)]):
+                order = [names.index(name) if name in names else -1 for name in IMPORT_FIELDS]
             continue
-        if len(row) < 4 or len(row) > len(header):
+        if len(row) < 4 or len(row) > width:
             yield line, f"line has {len(row)} fields; expected customer,unit,amount,request_id[,occurred_at][,note]"
             continue
-        yield line, dict(zip(header, row))
+        if order is None:
+            if len(row) < 6:
+                row += [None] * (6 - len(row))
+            yield line, row
+        else:
+            yield line, [row[i] if 0 <= i < len(row) else None for i in order]
 
 
-def _jsonl_records(handle) -> Iterator[tuple[int, dict | str]]:
+def _jsonl_records(handle) -> Iterator[tuple[int, list | str]]:
     for line, text in enumerate(handle, start=1):
         if not text.strip():
             continue
@@ -233,7 +255,17 @@ def _jsonl_records(handle) -> Iterator[tuple[int, dict | str]]:
         if unknown:
             yield line, f"{unknown[0]}: unknown field"
             continue
-        yield line, record
+        yield line, [record.get(name) for name in IMPORT_FIELDS]
+
+
+@dataclass(frozen=True, slots=True)
+class _ValidatedBatch:
+    """A batch of lines, read and validated ahead of the one being written."""
+
+    last_line: int
+    bytes_read: int
+    entries: list[tuple[int, NewEntry]]
+    rejected: list[tuple[int, str]]
 
 
 class _Importer:
@@ -243,6 +275,7 @@ class _Importer:
         self.result = result
         self.customers: dict[str, CustomerRow | None] = {}
         self.units: dict[str, UnitRow | None] = {}
+        self.expect_new = False
 
     def _load_customers(self, ids: set[str]) -> None:
         missing = [i for i in ids if i not in self.customers]
@@ -267,52 +300,96 @@ class _Importer:
                 except NotFound:
                     self.units[code] = None
 
-    def run_batch(self, batch: list[tuple[int, dict | str]], now: int) -> None:
-        records = [record for _, record in batch if type(record) is dict]
-        self._load_customers({str(record.get("customer") or "").strip() for record in records})
-        self._load_units({str(record.get("unit") or "").strip() for record in records})
-        prepared: list[tuple[int, NewEntry]] = []
-        reject, validate = self.result.reject, self._validate
-        for line, record in batch:
-            if type(record) is not dict:
-                reject(line, record)
+    def validate(self, batch: list[tuple[int, list | str]], now: int, bytes_read: int) -> _ValidatedBatch:
+        records = [fields for _, fields in batch if type(fields) is list]
+        self._load_customers(_unknown(self.customers, (f[0] for f in records)))
+        self._load_units(_unknown(self.units, (f[1] for f in records)))
+        entries: list[tuple[int, NewEntry]] = []
+        rejected: list[tuple[int, str]] = []
+        validate = self._validate
+        for line, fields in batch:
+            if type(fields) is not list:
+                rejected.append((line, fields))
                 continue
             try:
-                prepared.append((line, validate(record, now)))
+                entries.append((line, validate(fields, now)))
             except MeterdeskError as error:
-                reject(line, str(error))
-        if prepared:
-            self._write(prepared, now)
+                rejected.append((line, str(error)))
+        return _ValidatedBatch(batch[-1][0], bytes_read, entries, rejected)
 
-    def _validate(self, record: dict, now: int) -> NewEntry:
-        customer_id = str(record.get("customer") or "").strip()
+    def write(self, batch: _ValidatedBatch) -> None:
+        for line, error in batch.rejected:
+            self.result.reject(line, error)
+        if batch.entries:
+            self._write(batch.entries, now_us())
+
+    def _validate(self, fields: list, now: int) -> NewEntry:
+        customer_text, unit_text, raw_amount, raw_request_id, raw_time, note = fields
+        # The common line — known customer and unit, plain amount, UTC timestamp to the second — is read
+        # without the general parsers; anything else (and every error) goes through them below.
+        if type(customer_text) is str and type(unit_text) is str:
+            customer, unit = self.customers.get(customer_text), self.units.get(unit_text)
+        else:
+            customer = unit = None
+        if customer is not None and unit is not None:
+            known = _amounts.get((raw_amount, unit.unit.decimals)) if type(raw_amount) is str else None
+            if known is None:
+                known = _plain_amount(raw_amount, unit.unit.decimals)
+            occurred = _utc_seconds(raw_time, now) if raw_time else None
+            if known is not None and (occurred is not None or not raw_time) and type(raw_request_id) is str:
+                return NewEntry(customer, unit, known[1], known[0], occurred, validate_request_id(raw_request_id),
+                                validate_note(note) if note else None)
+        customer_id = str(customer_text or "").strip()
         if not customer_id:
             raise InvalidInput("customer", "is missing")
         customer = self.customers.get(customer_id)
         if customer is None:
             raise NotFound(f"customer: unknown customer {customer_id!r}")
-        unit_code = str(record.get("unit") or "").strip()
+        unit_code = str(unit_text or "").strip()
         if not unit_code:
             raise InvalidInput("unit", "is missing")
         unit = self.units.get(unit_code)
         if unit is None:
             raise NotFound(f"unit: unknown unit {unit_code!r}")
         decimals = unit.unit.decimals
-        raw_amount = record.get("amount")
         quantity = _plain_quantity(raw_amount, decimals)
         if quantity is None:
             amount = validate_usage_amount(unit.unit, raw_amount.strip() if isinstance(raw_amount, str) else raw_amount)
             quantity = encode_quantity(amount, decimals)
         else:
             amount = decode_quantity(quantity, decimals)
-        request_id = validate_request_id(record.get("request_id") if record.get("request_id") is not None else "")
-        raw_time = record.get("occurred_at")
+        request_id = validate_request_id(raw_request_id if raw_request_id is not None else "")
         occurred = _utc_seconds(raw_time, now)
         if occurred is None:
             occurred = parse_occurred_at(raw_time.strip() or None if isinstance(raw_time, str) else raw_time, now)
-        return NewEntry(customer, unit, amount, quantity, occurred, request_id, validate_note(record.get("note")))
+        return NewEntry(customer, unit, amount, quantity, occurred, request_id, validate_note(note))
 
     def _write(self, prepared: list[tuple[int, NewEntry]], now: int) -> None:
+        if self.expect_new:
+            try:
+                self._write_new(prepared, now)
+                return
+            except _RequestIdTaken:
+                self.expect_new = False  # a re-run or an overlap: look every request id up from now on
+        self._write_checked(prepared, now)
+
+    def _write_new(self, prepared: list[tuple[int, NewEntry]], now: int) -> None:
+        """Write a batch whose request ids are all expected to be new (a file importing for the first
+        time, once its first batch found none taken): the insert's own unique-key check is the only one.
+        Raises _RequestIdTaken, having written nothing, when a request id was taken after all."""
+        entries = [entry for _, entry in prepared]
+        if len({(entry.customer.id, entry.request_id) for entry in entries}) < len(entries):
+            raise _RequestIdTaken  # the file repeats itself within the batch: the checked path says how
+        with self.ledger.write() as connection:
+            writer = EntryWriter(connection, self.ledger, now, "import", self.actor)
+            writer.lock_customers(entry.customer.id for entry in entries)
+            writer.preload(entries)
+            if not writer.insert_new(writer.prepare_many(entries)):
+                raise _RequestIdTaken  # rolls the transaction back
+            writer.flush(balances=False)
+        self.result.recorded += len(entries)
+
+    def _write_checked(self, prepared: list[tuple[int, NewEntry]], now: int) -> None:
         with self.ledger.write() as connection:
             writer = EntryWriter(connection, self.ledger, now, "import", self.actor)
             writer.lock_customers(entry.customer.id for _, entry in prepared)
@@ -341,6 +418,17 @@ class _Importer:
             writer.flush(balances=False)
         self.result.recorded += len(fresh)
         self.result.duplicates += duplicates
+        # A batch that found every request id new suggests a fresh file: skip the lookups next time.
+        self.expect_new = not stored and not duplicates and len(prepared) >= EXPECT_NEW_AFTER
+
+
+class _RequestIdTaken(Exception):
+    """An import batch expected to be all new met a request id already recorded."""
+
+
+def _unknown(known: dict, values) -> set[str]:
+    """The values (as stripped text) not yet looked up."""
+    return {str(value or "").strip() for value in values if type(value) is not str or value not in known}
 
 
 # The shapes almost every line of a usage file has, read without the general parsers (which stay the
@@ -361,6 +449,20 @@ def _plain_quantity(value, decimals: int) -> int | None:
         return None  # more places than the unit allows: the general parser words the error
     quantity = int(whole) * 10**decimals + (int(fraction[:decimals].ljust(decimals, "0")) if decimals else 0)
     return quantity if 0 < quantity <= _MAX_SCALED[decimals] else None
+
+
+_amounts: dict[tuple[str, int], tuple[int, Decimal]] = {}
+
+
+def _plain_amount(value, decimals: int) -> tuple[int, Decimal] | None:
+    """(scaled quantity, amount) of a plain amount, remembered: a usage file repeats the same few amounts."""
+    quantity = _plain_quantity(value, decimals)
+    if quantity is None:
+        return None
+    found = (quantity, decode_quantity(quantity, decimals))
+    if len(_amounts) < 65536:
+        _amounts[(value, decimals)] = found
+    return found
 
 
 def _utc_seconds(value, now: int) -> int | None:
@@ -414,35 +516,94 @@ def import_usage(
         head = handle.read(4096)
         handle.seek(0)
         records = _jsonl_records(handle) if _detect_format(path, head) == "jsonl" else _csv_records(handle)
-        batch: list[tuple[int, dict | str]] = []
+        # PostgreSQL: validate the next batch while the server writes this one. SQLite writes in this
+        # process, where a second Python thread only makes the two take turns for the GIL.
+        read = _read_ahead if ledger.dialect == "postgresql" else _read_in_turn
+        batches = read(importer, records, batch_size, handle)
         try:
-            for item in records:
-                batch.append(item)
-                if len(batch) >= batch_size:
-                    _run(importer, batch, result, progress, handle, total_bytes)
-                    batch = []
-                    if cancelled and cancelled():
-                        result.cancelled = True
-                        return result
-            if batch:
-                _run(importer, batch, result, progress, handle, total_bytes)
+            for batch in batches:
+                reported = len(result.errors)
+                importer.write(batch)
+                # Validation and writing report separately; keep the batch's errors in line order.
+                result.errors[reported:] = sorted(result.errors[reported:], key=lambda error: error["line"])
+                result.lines = batch.last_line
+                if progress:
+                    progress(ImportProgress(result.lines, batch.bytes_read, total_bytes, result.recorded, result.duplicates, result.rejected))
+                if cancelled and cancelled():
+                    result.cancelled = True
+                    return result
         except (UnicodeDecodeError, csv.Error) as error:
             raise InvalidInput("file", f"{path.name} is not a readable UTF-8 CSV or JSON Lines file: {error}") from error
+        finally:
+            batches.close()
     return result
 
 
-def _run(importer: _Importer, batch, result: ImportResult, progress, handle, total_bytes) -> None:
-    reported = len(result.errors)
-    importer.run_batch(batch, now_us())
-    # Validation and writing report separately; keep the batch's errors in line order.
-    result.errors[reported:] = sorted(result.errors[reported:], key=lambda error: error["line"])
-    result.lines = batch[-1][0]
-    if progress:
+_END = object()
+
+
+def _read_in_turn(importer: _Importer, records: Iterator, batch_size: int, handle) -> Iterator[_ValidatedBatch]:
+    batch: list = []
+    for item in records:
+        batch.append(item)
+        if len(batch) >= batch_size:
+            yield importer.validate(batch, now_us(), _position(handle))
+            batch = []
+    if batch:
+        yield importer.validate(batch, now_us(), _position(handle))
+
+
+def _read_ahead(importer: _Importer, records: Iterator, batch_size: int, handle) -> Iterator[_ValidatedBatch]:
+    """The file's batches, read and validated on a thread while the previous batch is being written.
+
+    Parsing and validating a batch is Python work; writing it is mostly the database's (SQLite's B-tree
+    work runs without the GIL, PostgreSQL's in its own process), so the two overlap on two cores. At most
+    two batches wait ahead; an error while reading arrives in order, after the batches before it.
+    """
+    ahead: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def offer(item) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
         try:
-            position = handle.buffer.tell() if hasattr(handle, "buffer") else 0
-        except (OSError, ValueError):
-            position = 0
-        progress(ImportProgress(result.lines, position, total_bytes, result.recorded, result.duplicates, result.rejected))
+            batch: list = []
+            for item in records:
+                batch.append(item)
+                if len(batch) >= batch_size:
+                    if not offer(importer.validate(batch, now_us(), _position(handle))):
+                        return
+                    batch = []
+            if batch and not offer(importer.validate(batch, now_us(), _position(handle))):
+                return
+            offer(_END)
+        except BaseException as error:  # noqa: BLE001 - handed to the caller's thread, which raises it
+            offer(error)
+
+    reader = threading.Thread(target=read, name="meterdesk-import-reader", daemon=True)
+    reader.start()
+    try:
+        while (item := ahead.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
+
+
+def _position(handle) -> int:
+    try:
+        return handle.buffer.tell() if hasattr(handle, "buffer") else 0
+    except (OSError, ValueError):
+        return 0
 
 
 def import_text(ledger: Ledger, text: str, *, name: str = "input.csv", actor: str | None = None) -> ImportResult:

@@ -19,7 +19,6 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from meterdesk.domain.errors import Conflict
 from meterdesk.domain.periods import Period
 from meterdesk.domain.money import round_balance
 from meterdesk.domain.pricing import charge_price
@@ -30,7 +29,13 @@ from meterdesk.store.queries import (
     CustomerRow,
     PlanVersionRow,
     UnitRow,
+    EventContext,
     closed_periods,
+    event_context,
+    fetch,
+    plan_version_by_id,
+    run,
+    run_many,
     last_closed_period,
     period_quantity,
     plan_version_in_force,
@@ -40,6 +45,7 @@ from meterdesk.store.schema import customer_balances, customers, invoices, usage
 from meterdesk.services.timeline import Timeline
 
 LOOKUP_CHUNK = 2000
+MAX_REMEMBERED_PRICES = 100_000
 
 
 class EntryValues(NamedTuple):
@@ -91,8 +97,10 @@ class StoredEntry:
     late: bool
 
 
-@dataclass(frozen=True, slots=True)
-class NewEntry:
+class NewEntry(NamedTuple):
+    """An entry to write, validated. A named tuple rather than a frozen dataclass: an import makes one per
+    line, and a frozen dataclass takes several times longer to build."""
+
     customer: CustomerRow
     unit: UnitRow
     amount: Decimal
@@ -137,22 +145,43 @@ class EntryWriter:
         self._charges: dict[tuple[int, str, int], object] = {}
         self._subscriptions: dict[int, list] = {}
         self._versions: dict[tuple[int, int], PlanVersionRow] = {}
-        self._prices: dict[tuple[int, int, str], tuple[Decimal, Decimal]] = {}
+        # The rounded price of each running total, kept by the ledger between transactions: the next event
+        # of the customer and unit starts from it (a price is a pure function of the charge and quantity).
+        self._prices: dict[tuple[int, int, str], tuple[Decimal, Decimal, object]] = ledger.cache.setdefault("prices", {})
         self._totals: dict[tuple[int, int, str], Decimal] = {}
         self._rollup: dict[tuple[int, str, int, str], list[int]] = {}
         self._balance_deltas: dict[int, int] = defaultdict(int)
         self._peaks_to_recount: set[tuple[int, str, int, str, int, int]] = set()
 
     # -- locking and lookups --------------------------------------------------------------------
+    def begin_event(self, external_id: str, unit: UnitRow | None, occurred_at: int) -> EventContext:
+        """Lock the customer of one event (PostgreSQL: FOR UPDATE) and learn in the same query what placing
+        and pricing it needs — its last closed period, the plan version and the unit's total in the
+        event's period — so that `prepare` asks the database nothing more in the common case."""
+        period = self.timeline.period_of(occurred_at)
+        start, _ = self.timeline.bounds(period)
+        found = event_context(
+            self.connection, external_id, unit, period, start, lock=self.connection.dialect.name == "postgresql"
+        )
+        customer = found.customer
+        self._last_closed[customer.id] = found.last_closed
+        if unit is not None and customer.prepaid and found.subscription is not None:
+            name = self.timeline.name(period)
+            if found.version_id is not None:
+                version = plan_version_by_id(self.connection, found.version_id, self.ledger.cache)
+                self._versions[(found.subscription.plan_id, start)] = version
+                self._charges[(customer.id, name, unit.id)] = version.plan.charge_for(unit.code)
+            aggregation = unit.unit.aggregation
+            self._totals[(customer.id, unit.id, name)] = (
+                Decimal(found.total) if aggregation is Aggregation.COUNT else decode_quantity(found.total, unit.unit.decimals)
+            )
+        return found
+
     def lock_customers(self, customer_ids: Iterable[int]) -> None:
         """PostgreSQL: lock customers in id order (no deadlocks); SQLite already holds the write lock."""
         ids = sorted(set(customer_ids))
         if ids and self.connection.dialect.name == "postgresql":
-            for start in range(0, len(ids), LOOKUP_CHUNK):
-                chunk = ids[start : start + LOOKUP_CHUNK]
-                self.connection.execute(
-                    select(customers.c.id).where(customers.c.id.in_(chunk)).order_by(customers.c.id).with_for_update()
-                ).all()
+            fetch(self.connection, "SELECT id FROM customers WHERE id = ANY(?) ORDER BY id FOR UPDATE", (ids,))
 
     def existing(self, pairs: Iterable[tuple[int, str]]) -> dict[tuple[int, str], StoredEntry]:
         """The stored entries for (customer id, request id) pairs, found through the unique index."""
@@ -200,48 +229,58 @@ class EntryWriter:
         return Placement(billed, True, self.timeline.clamp(self.now_us, billed))
 
     def preload(self, entries: list[NewEntry]) -> None:
-        """Fetch in a few queries what a batch of entries will ask about customer by customer."""
-        customer_ids = sorted({entry.customer.id for entry in entries})
-        for start in range(0, len(customer_ids), LOOKUP_CHUNK):
-            chunk = customer_ids[start : start + LOOKUP_CHUNK]
+        """Fetch in a few queries what a batch of entries will ask about customer by customer: the last
+        closed period of each customer, and for prepaid customers their subscriptions and the period
+        totals their charges are priced from."""
+        customer_ids: set[int] = set()
+        prepaid: dict[tuple[int, int], UnitRow] = {}
+        periods: set[str] = set()
+        timeline, now = self.timeline, self.now_us
+        for entry in entries:
+            customer = entry.customer
+            customer_ids.add(customer.id)
+            if customer.prepaid:
+                prepaid[(customer.id, entry.unit.id)] = entry.unit
+                periods.add(timeline.name(timeline.period_of(entry.occurred_at if entry.occurred_at is not None else now)))
+        ids = sorted(customer_ids)
+        for start in range(0, len(ids), LOOKUP_CHUNK):
+            chunk = ids[start : start + LOOKUP_CHUNK]
             self._last_closed.update(dict.fromkeys(chunk))
             self._last_closed.update(
-                self.connection.execute(
-                    select(invoices.c.customer_id, func.max(invoices.c.period))
-                    .where(invoices.c.customer_id.in_(chunk))
-                    .group_by(invoices.c.customer_id)
-                ).all()
+                fetch(
+                    self.connection,
+                    f"SELECT customer_id, max(period) FROM invoices WHERE customer_id IN ({', '.join('?' * len(chunk))}) GROUP BY customer_id",
+                    chunk,
+                )
             )
-        prepaid = sorted({entry.customer.id for entry in entries if entry.customer.prepaid})
         if not prepaid:
             return
-        self._subscriptions.update(dict.fromkeys(prepaid, []))
-        self._subscriptions.update(subscriptions_of_many(self.connection, prepaid))
-        periods = sorted({self.timeline.name(self.timeline.period_of(e.occurred_at or self.now_us)) for e in entries})
-        rows = self.connection.execute(
-            select(
-                usage_daily.c.customer_id,
-                usage_daily.c.unit_id,
-                usage_daily.c.period,
-                func.sum(usage_daily.c.quantity),
-                func.sum(usage_daily.c.entries),
-            )
-            .where(usage_daily.c.customer_id.in_(prepaid), usage_daily.c.period.in_(periods))
-            .group_by(usage_daily.c.customer_id, usage_daily.c.unit_id, usage_daily.c.period)
-        ).all()
-        found = {(c, u, p): (int(q), int(n)) for c, u, p, q, n in rows}
-        for entry in entries:
-            if not entry.customer.prepaid or entry.unit.unit.aggregation is Aggregation.MAX:
-                continue
-            for period in periods:
-                key = (entry.customer.id, entry.unit.id, period)
-                if key not in self._totals:
-                    quantity, count = found.get(key, (0, 0))
-                    self._totals[key] = (
-                        Decimal(count)
-                        if entry.unit.unit.aggregation is Aggregation.COUNT
-                        else decode_quantity(quantity, entry.unit.unit.decimals)
-                    )
+        prepaid_ids = sorted({customer_id for customer_id, _ in prepaid})
+        self._subscriptions.update(dict.fromkeys(prepaid_ids, []))
+        self._subscriptions.update(subscriptions_of_many(self.connection, prepaid_ids))
+        names = sorted(periods)
+        found: dict[tuple[int, int, str], tuple[int, int, int]] = {}
+        for start in range(0, len(prepaid_ids), LOOKUP_CHUNK):
+            chunk = prepaid_ids[start : start + LOOKUP_CHUNK]
+            for customer_id, unit_id, period, quantity, count, peak in fetch(
+                self.connection,
+                "SELECT customer_id, unit_id, period, sum(quantity), sum(entries), max(peak) FROM usage_daily "
+                f"WHERE period IN ({', '.join('?' * len(names))}) AND customer_id IN ({', '.join('?' * len(chunk))}) "
+                "GROUP BY customer_id, unit_id, period",
+                (*names, *chunk),
+            ):
+                found[(customer_id, unit_id, period)] = (int(quantity), int(count), int(peak))
+        totals = self._totals
+        for (customer_id, unit_id), unit in prepaid.items():
+            aggregation = unit.unit.aggregation
+            for period in names:
+                key = (customer_id, unit_id, period)
+                if key not in totals:
+                    quantity, count, peak = found.get(key, (0, 0, 0))
+                    if aggregation is Aggregation.COUNT:
+                        totals[key] = Decimal(count)
+                    else:
+                        totals[key] = decode_quantity(peak if aggregation is Aggregation.MAX else quantity, unit.unit.decimals)
 
     def _charge(self, customer: CustomerRow, period: Period, unit: UnitRow):
         key = (customer.id, self.timeline.name(period), unit.id)
@@ -283,9 +322,14 @@ class EntryWriter:
         if charge is None:
             return 0
         known = self._prices.get(key)
-        before_price = known[1] if known and known[0] == before else round_balance(charge_price(charge, before))
+        if known and known[0] == before and known[2] is charge:
+            before_price = known[1]
+        else:
+            before_price = round_balance(charge_price(charge, before))
         after_price = round_balance(charge_price(charge, after))
-        self._prices[key] = (after, after_price)
+        if len(self._prices) >= MAX_REMEMBERED_PRICES:
+            self._prices.clear()
+        self._prices[key] = (after, after_price, charge)
         return encode_money(after_price - before_price)
 
     def total_after(self, entry: NewEntry, period: Period) -> Decimal:
@@ -327,33 +371,35 @@ class EntryWriter:
     # -- writing -------------------------------------------------------------------------------
     def prepare(self, entry: NewEntry) -> EntryValues:
         """Place, price and turn one entry into a row; bookkeeping is applied by `flush`."""
-        return self.prepare_many((entry,))[0]
+        return EntryValues._make(self.prepare_many((entry,))[0])
 
-    def prepare_many(self, entries: Iterable[NewEntry]) -> list[EntryValues]:
-        """`prepare` for each entry, in order (prepaid charges depend on it).
+    def prepare_many(self, entries: Iterable[NewEntry]) -> list[tuple]:
+        """`prepare` for each entry, in order (prepaid charges depend on it), as plain tuples in
+        ENTRY_COLUMNS order.
 
         An import spends most of its Python time here, so the common case — usage in an open period —
         is inlined: the period's bounds and local days are looked up once per period, not per entry.
         """
-        rows: list[EntryValues] = []
+        rows: list[tuple] = []
         append = rows.append
         now, source, actor = self.now_us, self.source, self.actor
-        timeline, last_closed, rollup = self.timeline, self._last_closed, self._rollup
+        timeline, last_closed, rollup, deltas = self.timeline, self._last_closed, self._rollup, self._balance_deltas
+        peak_unit = Aggregation.MAX
         span_start = span_end = 0
         period = name = None
         starts: tuple[int, ...] = ()
         days: tuple[str, ...] = ()
         for entry in entries:
-            customer, unit = entry.customer, entry.unit
-            occurred = entry.occurred_at if entry.occurred_at is not None else now
+            customer, unit, _, quantity, occurred, request_id, note, kind, corrects_id = entry
+            customer_id, unit_id = customer.id, unit.id
+            if occurred is None:
+                occurred = now
             if not span_start <= occurred < span_end:
                 period = timeline.period_of(occurred)
                 span_start, span_end = timeline.bounds(period)
                 name = timeline.name(period)
                 starts, days = timeline.days(period)
-            if customer.id not in last_closed:
-                last_closed[customer.id] = last_closed_period(self.connection, customer.id)
-            closed_until = last_closed[customer.id]
+            closed_until = last_closed[customer_id] if customer_id in last_closed else self._last_closed_of(customer_id)
             if closed_until is None or name > closed_until:
                 billed_period, billed_name, late, billed_at = period, name, False, occurred
                 day = days[bisect_right(starts, occurred) - 1]
@@ -366,10 +412,11 @@ class EntryWriter:
             if customer.prepaid:
                 charged = self.prepaid_charge(customer, unit, billed_period, self.total_after(entry, billed_period))
                 if charged:
-                    self._balance_deltas[customer.id] += charged
-            usage = entry.kind == "usage"
-            quantity = entry.quantity if usage else -entry.quantity
-            key = (customer.id, billed_name, unit.id, day)
+                    deltas[customer_id] += charged
+            usage = kind == "usage"
+            if not usage:
+                quantity = -quantity
+            key = (customer_id, billed_name, unit_id, day)
             counts = rollup.get(key)
             if counts is None:
                 counts = rollup[key] = [0, 0, 0, 0, 0, 0]
@@ -377,21 +424,21 @@ class EntryWriter:
             counts[1] += 1 if usage else -1
             if not usage:
                 counts[2] += 1
-            if late or entry.corrects_id is not None:
+            if late or corrects_id is not None:
                 counts[3] += quantity
                 counts[4] += 1 if usage else -1
-            if unit.unit.aggregation is Aggregation.MAX:
+            if unit.unit.aggregation is peak_unit:
                 if usage:
                     counts[5] = max(counts[5], quantity)
                 else:
-                    self._peaks_to_recount.add(self._day_of_entry(entry.corrects_id))
-            append(
-                EntryValues(
-                    customer.id, unit.id, quantity, occurred, now, billed_at, billed_name, late, entry.request_id,
-                    entry.kind, entry.corrects_id, source, actor, entry.note, charged,
-                )
-            )
+                    self._peaks_to_recount.add(self._day_of_entry(corrects_id))
+            append((customer_id, unit_id, quantity, occurred, now, billed_at, billed_name, late, request_id, kind,
+                    corrects_id, source, actor, note, charged))
         return rows
+
+    def _last_closed_of(self, customer_id: int) -> str | None:
+        found = self._last_closed[customer_id] = last_closed_period(self.connection, customer_id)
+        return found
 
     def _day_of_entry(self, entry_id: int | None) -> tuple[int, str, int, str, int, int]:
         """(customer, period, unit, day, day start, day end) of the rollup row an entry was counted in."""
@@ -407,13 +454,8 @@ class EntryWriter:
 
     def insert_one(self, row: EntryValues) -> int | None:
         """Insert one entry; None when its request id is already taken (a racing duplicate)."""
-        statement = (
-            dialect_insert(self.connection, usage_entries)
-            .values(row._asdict())
-            .on_conflict_do_nothing(index_elements=["customer_id", "request_id"])
-            .returning(usage_entries.c.id)
-        )
-        return self.connection.execute(statement).scalar()
+        found = fetch(self.connection, INSERT_ONE, row)
+        return found[0][0] if found else None
 
     def insert_many(self, rows: list[EntryValues]) -> None:
         """Bulk insert of entries already checked under the lock: COPY on PostgreSQL, executemany on SQLite.
@@ -424,15 +466,49 @@ class EntryWriter:
         """
         if not rows:
             return
+        rows.sort(key=_customer_and_request_id)  # see insert_new
         names = ", ".join(ENTRY_COLUMNS)
         if self.connection.dialect.name == "postgresql":
-            raw = self.connection.connection.dbapi_connection
-            with raw.cursor() as cursor, cursor.copy(f"COPY usage_entries ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+            self._copy(rows)
         else:
-            marks = ", ".join("?" * len(ENTRY_COLUMNS))
-            self.connection.exec_driver_sql(f"INSERT INTO usage_entries ({names}) VALUES ({marks})", rows)
+            run_many(self.connection, f"INSERT INTO usage_entries ({names}) VALUES ({', '.join('?' * len(ENTRY_COLUMNS))})", rows)
+
+    def _copy(self, rows: list[tuple]) -> None:
+        raw = self.connection.connection.dbapi_connection
+        with raw.cursor() as cursor, cursor.copy(f"COPY usage_entries ({', '.join(ENTRY_COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def insert_new(self, rows: list[tuple]) -> bool:
+        """Bulk insert of entries believed new, the unique key on (customer, request id) the only check;
+        False when it found one taken (nothing is usable then: the caller rolls the transaction back).
+
+        Rows go in ordered by customer and request id: both customer-keyed indexes are then written
+        page by page instead of at random, the largest part of an insert's cost. They all share one
+        recorded_at, so their order among themselves says nothing.
+        """
+        if not rows:
+            return True
+        rows.sort(key=_customer_and_request_id)
+        names = ", ".join(ENTRY_COLUMNS)
+        if self.connection.dialect.name == "postgresql":
+            from psycopg.errors import UniqueViolation
+
+            try:
+                self._copy(rows)
+            except UniqueViolation:
+                return False
+            return True
+        cursor = self.connection.connection.driver_connection.cursor()
+        try:
+            cursor.executemany(
+                f"INSERT INTO usage_entries ({names}) VALUES ({', '.join('?' * len(ENTRY_COLUMNS))}) "
+                "ON CONFLICT (customer_id, request_id) DO NOTHING",
+                rows,
+            )
+            return cursor.rowcount == len(rows)
+        finally:
+            cursor.close()
 
     def flush(self, *, balances: bool = True) -> dict[int, int]:
         """Apply the rollup and balance changes of the prepared rows; returns the new balances (micro)
@@ -449,10 +525,11 @@ class EntryWriter:
                     tuple(list(column) for column in zip(*rows)),
                 )
             else:
-                self.connection.exec_driver_sql(
-                    f"INSERT INTO usage_daily ({ROLLUP_NAMES}) VALUES ({', '.join('?' * 10)}) {ROLLUP_UPSERT} max({PEAK_UPDATE})",
-                    rows,
-                )
+                statement = f"INSERT INTO usage_daily ({ROLLUP_NAMES}) VALUES ({', '.join('?' * 10)}) {ROLLUP_UPSERT} max({PEAK_UPDATE})"
+                if len(rows) == 1:
+                    run(self.connection, statement, rows[0])
+                else:
+                    run_many(self.connection, statement, rows)
             self._rollup.clear()
         for recount in sorted(self._peaks_to_recount):
             self._recount_peak(*recount)
@@ -462,18 +539,12 @@ class EntryWriter:
         self._balance_deltas.clear()
         if not deltas:
             return found
-        mark = "%s" if postgres else "?"
-        change = (
-            f"UPDATE customer_balances SET charged = charged + {mark}, balance = balance - {mark} "
-            f"WHERE customer_id = {mark}"
-        )
+        change = "UPDATE customer_balances SET charged = charged + ?, balance = balance - ? WHERE customer_id = ?"
         if len(deltas) == 1 and balances:
             customer_id, delta = deltas[0]
-            found[customer_id] = self.connection.exec_driver_sql(
-                change + " RETURNING balance", (delta, delta, customer_id)
-            ).scalar_one()
+            found[customer_id] = fetch(self.connection, change + " RETURNING balance", (delta, delta, customer_id))[0][0]
             return found
-        self.connection.exec_driver_sql(change, [(delta, delta, customer_id) for customer_id, delta in deltas])
+        run_many(self.connection, change, [(delta, delta, customer_id) for customer_id, delta in deltas])
         if balances:
             found.update(
                 self.connection.execute(
@@ -513,6 +584,14 @@ class EntryWriter:
         ).scalar_one()
 
 
+def _customer_and_request_id(row: tuple) -> tuple[int, str]:
+    return row[0], row[8]
+
+
+INSERT_ONE = (
+    f"INSERT INTO usage_entries ({', '.join(ENTRY_COLUMNS)}) VALUES ({', '.join('?' * len(ENTRY_COLUMNS))}) "
+    "ON CONFLICT (customer_id, request_id) DO NOTHING RETURNING id"
+)
 ROLLUP_NAMES = "customer_id, period, unit_id, day, quantity, entries, reversals, adjusted_quantity, adjusted_entries, peak"
 # Followed by the dialect's two-argument max (SQLite max, PostgreSQL greatest) of PEAK_UPDATE.
 ROLLUP_UPSERT = (

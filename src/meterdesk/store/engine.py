@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from zoneinfo import ZoneInfo
 import platformdirs
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 
 from meterdesk.domain.errors import InvalidInput, Unavailable
 from meterdesk.domain.periods import load_timezone
@@ -68,11 +69,10 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         # A writer takes the database lock up front, so check-then-write inside it cannot race;
-        # readers start deferred and never wait for writers (WAL).
-        if connection.get_execution_options().get("meterdesk_write"):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            connection.exec_driver_sql("BEGIN")
+        # readers start deferred and never wait for writers (WAL). Straight to the driver: a statement
+        # through SQLAlchemy costs more than the BEGIN itself, and every transaction pays it.
+        begin = "BEGIN IMMEDIATE" if connection.get_execution_options().get("meterdesk_write") else "BEGIN"
+        connection.connection.driver_connection.execute(begin)
 
 
 def make_engine(url: str) -> Engine:
@@ -85,8 +85,37 @@ def make_engine(url: str) -> Engine:
         _configure_sqlite(engine)
         return engine
     if backend == "postgresql":
-        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+        engine = create_engine(url, connect_args={"connect_timeout": 10})
+        _ping_when_idle(engine)
+        return engine
     raise InvalidInput("db", f"unsupported database URL {describe_url(url)!r}: use sqlite:/// or postgresql+psycopg://")
+
+
+PING_AFTER_IDLE_S = 5.0
+REUSE_IDLE_S = 2.0  # a ledger keeps connections this long between transactions (Ledger._connection)
+KEEP_IDLE = 4
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before use only when it sat idle for a while (SQLAlchemy's pre-ping would
+    ask the server on every checkout: one more round trip for every transaction, the largest cost of
+    recording one event). A server restart or a dropped connection is found on the next use after a pause;
+    one that drops mid-burst fails that one call as Unavailable, and the pool reconnects for the next."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection, record) -> None:  # noqa: ANN001 - DBAPI objects
+        record.info["meterdesk_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection, record, _proxy) -> None:  # noqa: ANN001 - DBAPI objects
+        idle_since = record.info.get("meterdesk_idle_since")
+        if idle_since is not None and time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+            return
+        try:
+            dbapi_connection.execute("SELECT 1")
+            dbapi_connection.rollback()
+        except Exception as error:  # noqa: BLE001 - any failure means this connection is not usable
+            raise DisconnectionError(f"stale connection: {error}") from error
 
 
 def is_connection_error(error: Exception) -> bool:
@@ -103,6 +132,9 @@ class Ledger:
     engine: Engine
     timezone: ZoneInfo
     cache: dict = field(default_factory=dict, repr=False)
+    # Connections between transactions, most recently used last, with when they were put back.
+    _idle: list[tuple[Connection, float]] = field(default_factory=list, repr=False)
+    _closed: bool = field(default=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -115,15 +147,47 @@ class Ledger:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """One write transaction (SQLite: BEGIN IMMEDIATE). Commits on success, rolls back on error."""
-        with self._translate_errors(), self.engine.connect() as connection:
+        with self._translate_errors(), self._connection() as connection:
             connection.execution_options(meterdesk_write=True)
             with connection.begin():
                 yield connection
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        with self._translate_errors(), self.engine.connect() as connection, connection.begin():
+        with self._translate_errors(), self._connection() as connection:
+            connection.execution_options(meterdesk_write=False)
+            with connection.begin():
+                yield connection
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """A connection for one transaction: one kept from an earlier transaction when there is one.
+
+        Checking a connection out of SQLAlchemy's pool and back in costs more than recording a usage event
+        (about 70 µs), so a few connections are kept between transactions instead. One that sat idle for
+        a while goes back to the pool, which checks it before handing it out again (see _ping_when_idle).
+        """
+        connection = self._take()
+        try:
             yield connection
+        finally:
+            self._put_back(connection)
+
+    def _take(self) -> Connection:
+        while True:
+            try:
+                connection, since = self._idle.pop()
+            except IndexError:
+                return self.engine.connect()
+            if not (connection.closed or connection.invalidated) and time.monotonic() - since < REUSE_IDLE_S:
+                return connection
+            connection.close()
+
+    def _put_back(self, connection: Connection) -> None:
+        if self._closed or connection.closed or connection.invalidated or connection.in_transaction() or len(self._idle) >= KEEP_IDLE:
+            connection.close()
+        else:
+            self._idle.append((connection, time.monotonic()))
 
     @contextmanager
     def _translate_errors(self) -> Iterator[None]:
@@ -133,8 +197,15 @@ class Ledger:
             if is_connection_error(error):
                 raise Unavailable(f"database {self.name} is unreachable or failed: {_first_line(error.orig)}") from error
             raise
+        except self.engine.dialect.loaded_dbapi.OperationalError as error:
+            # The hot paths (store/queries.py `fetch`, the writer's bulk statements) talk to the driver
+            # directly; its own errors mean the same as SQLAlchemy's wrapped ones.
+            raise Unavailable(f"database {self.name} is unreachable or failed: {_first_line(error)}") from error
 
     def close(self) -> None:
+        self._closed = True
+        while self._idle:
+            self._idle.pop()[0].close()
         self.engine.dispose()
 
 

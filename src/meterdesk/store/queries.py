@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
@@ -234,8 +236,15 @@ __all__ = [
     "closed_periods",
     "customer_by_external_id",
     "customer_by_id",
+    "customer_with_balance",
+    "event_context",
+    "fetch",
+    "rollup_totals",
+    "run",
+    "run_many",
     "last_closed_period",
     "plan_version_by_id",
+    "plan_for_period",
     "plan_version_in_force",
     "subscription_for",
     "subscriptions_in",
@@ -248,11 +257,16 @@ __all__ = [
 def plan_for_period(
     connection: Connection, customer_id: int, period: Period, period_start_us: int, cache: dict | None = None
 ) -> tuple[SubscriptionRow | None, PlanVersionRow | None]:
-    """The subscription and the plan version that price a customer's period (None, None without one)."""
-    subscription = subscription_for(connection, customer_id, period)
-    if subscription is None:
+    """The subscription and the plan version that price a customer's period (None, None without one):
+    the latest-starting subscription overlapping the period, and its plan's newest version in force at the
+    period's start — in one query."""
+    rows = fetch(connection, SUBSCRIPTION_IN_FORCE, (period_start_us, customer_id, period.last_day.isoformat(), period.first_day.isoformat()))
+    if not rows:
         return None, None
-    return subscription, plan_version_in_force(connection, subscription.plan_id, period_start_us, cache)
+    subscription, version_id = _subscription(rows[0])
+    if version_id is None:  # every version starts later: plan_version_in_force knows what prices it
+        return subscription, plan_version_in_force(connection, subscription.plan_id, period_start_us, cache)
+    return subscription, plan_version_by_id(connection, version_id, cache)
 
 
 def period_quantity(connection: Connection, customer_id: int, unit: UnitRow, period: Period) -> Decimal:
@@ -275,3 +289,131 @@ def period_quantity(connection: Connection, customer_id: int, unit: UnitRow, per
     if aggregation is Aggregation.COUNT:
         return Decimal(int(value or 0))
     return decode_quantity(int(value or 0), unit.unit.decimals)
+
+
+# -- hot paths, straight to the driver ---------------------------------------------------------------
+#
+# Recording one event and summarising one customer are a few small indexed queries each; through SQLAlchemy
+# every one of them costs several times the query itself. These run on the driver connection under the
+# SQLAlchemy one (inside its transaction), written once with `?` placeholders.
+
+def _driver_sql(connection: Connection, sql: str) -> str:
+    return _percent_style(sql) if connection.dialect.name == "postgresql" else sql
+
+
+@lru_cache(maxsize=512)
+def _percent_style(sql: str) -> str:
+    return sql.replace("?", "%s")
+
+
+def fetch(connection: Connection, sql: str, params: Sequence = ()) -> list[tuple]:
+    """The rows of a query (`?` placeholders), run by the driver inside `connection`'s transaction."""
+    return connection.connection.driver_connection.execute(_driver_sql(connection, sql), params).fetchall()
+
+
+def run(connection: Connection, sql: str, params: Sequence = ()) -> None:
+    connection.connection.driver_connection.execute(_driver_sql(connection, sql), params)
+
+
+def run_many(connection: Connection, sql: str, rows: Sequence[Sequence]) -> None:
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        cursor.executemany(_driver_sql(connection, sql), rows)
+    finally:
+        cursor.close()
+
+
+CUSTOMER_COLUMNS = "c.id, c.external_id, c.name, c.email, c.currency, c.mode, c.credit_limit, c.stripe_customer_id"
+# The latest-starting subscription overlapping a period, its plan code, and its plan's newest version in force
+# at the period's start. Parameters: period start (us), customer id, period's last day, period's first day.
+SUBSCRIPTION_IN_FORCE = """
+SELECT s.id, s.plan_id, p.code, s.starts_on, s.ends_on,
+       (SELECT v.id FROM plan_versions v WHERE v.plan_id = s.plan_id AND v.effective_from <= ?
+        ORDER BY v.effective_from DESC, v.version DESC LIMIT 1)
+FROM subscriptions s JOIN plans p ON p.id = s.plan_id
+WHERE s.customer_id = ? AND s.starts_on <= ? AND (s.ends_on IS NULL OR s.ends_on > ?)
+ORDER BY s.starts_on DESC, s.id DESC LIMIT 1
+"""
+
+
+def _subscription(row: Sequence) -> tuple[SubscriptionRow, int | None]:
+    subscription_id, plan_id, code, starts_on, ends_on, version_id = row
+    return (
+        SubscriptionRow(subscription_id, plan_id, code, date.fromisoformat(starts_on), date.fromisoformat(ends_on) if ends_on else None),
+        version_id,
+    )
+
+
+def customer_with_balance(connection: Connection, external_id: str) -> tuple[CustomerRow, int | None]:
+    """A customer and its prepaid balance in micro-units (None without a balance row), in one query."""
+    rows = fetch(
+        connection,
+        f"SELECT {CUSTOMER_COLUMNS}, b.balance FROM customers c LEFT JOIN customer_balances b ON b.customer_id = c.id "
+        "WHERE c.external_id = ?",
+        (external_id,),
+    )
+    if not rows:
+        raise NotFound(f"customer: unknown customer {external_id!r}")
+    return CustomerRow(*rows[0][:8]), rows[0][8]
+
+
+@dataclass(frozen=True, slots=True)
+class EventContext:
+    """What recording one event for a customer needs to know, read in one query."""
+
+    customer: CustomerRow
+    last_closed: str | None  # the customer's latest closed period
+    subscription: SubscriptionRow | None  # the one pricing the event's period
+    version_id: int | None  # its plan's version in force (None: see plan_version_in_force)
+    total: int  # the unit's period total so far: scaled quantity (sum), entries (count) or peak (max)
+    balance: int | None  # the prepaid balance before the event (micro-units)
+
+
+_ROLLUP_TOTAL = {Aggregation.SUM: "sum(d.quantity)", Aggregation.COUNT: "sum(d.entries)", Aggregation.MAX: "max(d.peak)"}
+
+
+def event_context(
+    connection: Connection, external_id: str, unit: UnitRow | None, period: Period, period_start_us: int, *, lock: bool
+) -> EventContext:
+    """The customer (PostgreSQL: locked FOR UPDATE, so writers for one customer serialize), its last closed
+    period, the subscription and plan version pricing `period`, and `unit`'s total in it — one round trip
+    for what a prepaid charge is priced from."""
+    rows = fetch(
+        connection,
+        _event_sql(unit.unit.aggregation if unit is not None else None, lock),
+        (period_start_us, str(period), unit.id if unit is not None else 0, period.last_day.isoformat(), period.first_day.isoformat(), external_id),
+    )
+    if not rows:
+        raise NotFound(f"customer: unknown customer {external_id!r}")
+    row = rows[0]
+    subscription, version_id = _subscription(row[9:15]) if row[9] is not None else (None, None)
+    return EventContext(CustomerRow(*row[:8]), row[8], subscription, version_id, int(row[15] or 0), row[16])
+
+
+@lru_cache(maxsize=16)
+def _event_sql(aggregation: Aggregation | None, lock: bool) -> str:
+    total = _ROLLUP_TOTAL[aggregation] if aggregation is not None else "0"
+    return f"""SELECT {CUSTOMER_COLUMNS}, (SELECT max(i.period) FROM invoices i WHERE i.customer_id = c.id),
+               s.id, s.plan_id, p.code, s.starts_on, s.ends_on,
+               (SELECT v.id FROM plan_versions v WHERE v.plan_id = s.plan_id AND v.effective_from <= ?
+                ORDER BY v.effective_from DESC, v.version DESC LIMIT 1),
+               (SELECT coalesce({total}, 0) FROM usage_daily d WHERE d.period = ? AND d.customer_id = c.id AND d.unit_id = ?),
+               (SELECT b.balance FROM customer_balances b WHERE b.customer_id = c.id)
+        FROM customers c
+        LEFT JOIN subscriptions s ON s.id = (
+            SELECT s2.id FROM subscriptions s2 WHERE s2.customer_id = c.id AND s2.starts_on <= ?
+            AND (s2.ends_on IS NULL OR s2.ends_on > ?) ORDER BY s2.starts_on DESC, s2.id DESC LIMIT 1)
+        LEFT JOIN plans p ON p.id = s.plan_id
+        WHERE c.external_id = ?""" + (" FOR UPDATE OF c" if lock else "")
+
+
+def rollup_totals(connection: Connection, customer_id: int, periods: Sequence[str]) -> list[tuple]:
+    """Per unit over whole periods: (unit id, quantity, entries, reversals, adjusted quantity, adjusted
+    entries, peak), summed from the daily rollup (the peak is the largest day's)."""
+    marks = ", ".join("?" * len(periods))
+    return fetch(
+        connection,
+        "SELECT unit_id, sum(quantity), sum(entries), sum(reversals), sum(adjusted_quantity), sum(adjusted_entries), max(peak) "
+        f"FROM usage_daily WHERE period IN ({marks}) AND customer_id = ? GROUP BY unit_id",
+        (*periods, customer_id),
+    )
