@@ -31,6 +31,7 @@ from meterdesk.store.queries import (
     UnitRow,
     customer_with_balance,
     fetch,
+    period_basics,
     plan_for_period,
     rollup_totals,
     unit_by_id,
@@ -158,16 +159,21 @@ def usage_summary(
         raise InvalidInput("period", "give either --period or --from/--to, not both")
     timeline = timeline_of(ledger)
     with ledger.read() as connection:
-        row, balance = customer_with_balance(connection, customer)
         if start is not None:
+            row, balance = customer_with_balance(connection, customer)
             start_us, end_us = parse_instant(start, "from", ledger.timezone), parse_instant(end, "to", ledger.timezone)
             if end_us <= start_us:
                 raise InvalidInput("to", "must be later than --from")
             return _range_summary(connection, ledger, row, start_us, end_us, granularity)
-        chosen = parse_period(period, ledger)
+        try:
+            chosen = parse_period(period, ledger)
+        except InvalidInput:
+            customer_with_balance(connection, customer)  # an unknown customer is the first thing to say
+            raise
         start_us, end_us = timeline.bounds(chosen)
-        subscription, version = plan_for_period(connection, row.id, chosen, start_us, ledger.cache)
-        quantities = period_quantities(connection, ledger, row.id, [chosen])
+        basics = period_basics(connection, customer, chosen, start_us, ledger.cache)
+        row, balance, subscription, version = basics.customer, basics.balance, basics.subscription, basics.version
+        quantities = _period_quantities(connection, ledger, row.id, [chosen], basics.rollup)
         units = _unit_summaries(connection, ledger, row, chosen, quantities, version.plan if version else None)
         series = _series(connection, ledger, row.id, [chosen], start_us, end_us, granularity) if granularity else ()
         return Summary(
@@ -216,10 +222,12 @@ class PeriodQuantity:
 def period_quantities(connection: Connection, ledger: Ledger, customer_id: int, periods: list[Period]) -> dict[int, PeriodQuantity]:
     """Aggregated quantity per unit over whole periods, from the daily rollup (a `max` unit's is the
     largest of its days' peaks, which leave reversed originals out)."""
+    return _period_quantities(connection, ledger, customer_id, periods, rollup_totals(connection, customer_id, [str(p) for p in periods]))
+
+
+def _period_quantities(connection: Connection, ledger: Ledger, customer_id: int, periods: list[Period], rollup: list[tuple]) -> dict[int, PeriodQuantity]:
     found = {}
-    for unit_id, quantity, entries, reversals, adjusted_quantity, adjusted_entries, peak in rollup_totals(
-        connection, customer_id, [str(p) for p in periods]
-    ):
+    for unit_id, quantity, entries, reversals, adjusted_quantity, adjusted_entries, peak in rollup:
         unit = unit_by_id(connection, unit_id, ledger.cache)
         aggregation = unit.unit.aggregation
         if aggregation is Aggregation.COUNT:

@@ -239,6 +239,8 @@ __all__ = [
     "customer_with_balance",
     "event_context",
     "fetch",
+    "fetch_together",
+    "period_basics",
     "rollup_totals",
     "run",
     "run_many",
@@ -311,6 +313,17 @@ def fetch(connection: Connection, sql: str, params: Sequence = ()) -> list[tuple
     return connection.connection.driver_connection.execute(_driver_sql(connection, sql), params).fetchall()
 
 
+def fetch_together(connection: Connection, statements: Sequence[tuple[str, Sequence]]) -> list[list[tuple]]:
+    """The rows of several independent queries; PostgreSQL gets them all at once (psycopg's pipeline
+    mode: one round trip instead of one each)."""
+    if connection.dialect.name != "postgresql":
+        return [fetch(connection, sql, params) for sql, params in statements]
+    driver = connection.connection.driver_connection
+    with driver.pipeline():
+        cursors = [driver.execute(_percent_style(sql), params) for sql, params in statements]
+    return [cursor.fetchall() for cursor in cursors]
+
+
 def run(connection: Connection, sql: str, params: Sequence = ()) -> None:
     connection.connection.driver_connection.execute(_driver_sql(connection, sql), params)
 
@@ -355,6 +368,45 @@ def customer_with_balance(connection: Connection, external_id: str) -> tuple[Cus
     if not rows:
         raise NotFound(f"customer: unknown customer {external_id!r}")
     return CustomerRow(*rows[0][:8]), rows[0][8]
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodBasics:
+    """What a customer's period summary is built from, read together."""
+
+    customer: CustomerRow
+    balance: int | None  # micro-units; None without a balance row
+    subscription: SubscriptionRow | None  # the one pricing the period
+    version: PlanVersionRow | None
+    rollup: list[tuple]  # rollup_totals' rows for the period
+
+
+_BY_EXTERNAL_ID = "(SELECT id FROM customers WHERE external_id = ?)"
+
+
+def period_basics(connection: Connection, external_id: str, period: Period, period_start_us: int, cache: dict | None = None) -> PeriodBasics:
+    """A customer with its balance, the subscription and plan version pricing `period`, and the period's
+    rollup per unit: three queries sent together."""
+    customer_rows, subscription_rows, rollup = fetch_together(
+        connection,
+        [
+            (f"SELECT {CUSTOMER_COLUMNS}, b.balance FROM customers c LEFT JOIN customer_balances b ON b.customer_id = c.id "
+             "WHERE c.external_id = ?", (external_id,)),
+            (SUBSCRIPTION_IN_FORCE.replace("s.customer_id = ?", f"s.customer_id = {_BY_EXTERNAL_ID}"),
+             (period_start_us, external_id, period.last_day.isoformat(), period.first_day.isoformat())),
+            (ROLLUP_TOTALS.format(periods="?", customer=_BY_EXTERNAL_ID), (str(period), external_id)),
+        ],
+    )
+    if not customer_rows:
+        raise NotFound(f"customer: unknown customer {external_id!r}")
+    subscription = version = None
+    if subscription_rows:
+        subscription, version_id = _subscription(subscription_rows[0])
+        if version_id is None:  # every version starts later: plan_version_in_force knows what prices it
+            version = plan_version_in_force(connection, subscription.plan_id, period_start_us, cache)
+        else:
+            version = plan_version_by_id(connection, version_id, cache)
+    return PeriodBasics(CustomerRow(*customer_rows[0][:8]), customer_rows[0][8], subscription, version, rollup)
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,13 +459,13 @@ def _event_sql(aggregation: Aggregation | None, lock: bool) -> str:
         WHERE c.external_id = ?""" + (" FOR UPDATE OF c" if lock else "")
 
 
+ROLLUP_TOTALS = (
+    "SELECT unit_id, sum(quantity), sum(entries), sum(reversals), sum(adjusted_quantity), sum(adjusted_entries), max(peak) "
+    "FROM usage_daily WHERE period IN ({periods}) AND customer_id = {customer} GROUP BY unit_id"
+)
+
+
 def rollup_totals(connection: Connection, customer_id: int, periods: Sequence[str]) -> list[tuple]:
     """Per unit over whole periods: (unit id, quantity, entries, reversals, adjusted quantity, adjusted
     entries, peak), summed from the daily rollup (the peak is the largest day's)."""
-    marks = ", ".join("?" * len(periods))
-    return fetch(
-        connection,
-        "SELECT unit_id, sum(quantity), sum(entries), sum(reversals), sum(adjusted_quantity), sum(adjusted_entries), max(peak) "
-        f"FROM usage_daily WHERE period IN ({marks}) AND customer_id = ? GROUP BY unit_id",
-        (*periods, customer_id),
-    )
+    return fetch(connection, ROLLUP_TOTALS.format(periods=", ".join("?" * len(periods)), customer="?"), (*periods, customer_id))

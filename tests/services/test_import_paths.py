@@ -1,0 +1,105 @@
+"""The ways an import reads and writes a batch all record the same ledger: in this process or a reader
+process, request ids looked up first or left to the unique key."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import text
+
+from meterdesk.domain.errors import InvalidInput
+from meterdesk.services import usage
+from meterdesk.services.credits import grant_credits
+from meterdesk.services.summary import usage_summary
+from meterdesk.services.usage import import_usage
+from tests.services.helpers import last_month_at, seed
+
+LINES = [
+    "acme,api_calls,100,r1,,first",
+    "acme,api_calls,abc,r2,,",
+    f"acme,storage_gb,1.25,r3,{last_month_at(3)},",
+    "ghost,api_calls,5,r4,,",
+    "bolt,api_calls,1000,r5,,prepaid",
+    "acme,api_calls,100,r1,,same again",
+    "acme,api_calls,7,r1,,conflicting",
+    "acme,api_calls,5,r6,2999-01-01T00:00:00Z,",
+    " acme , api_calls , 2.0 , r7 , ,",
+    f"bolt,seats,3,r8,{last_month_at(4)},",
+    "bolt,builds,1,r9,,",
+] + [f"{'bolt' if n % 3 else 'acme'},api_calls,{n % 50 + 1},bulk-{n},," for n in range(60)]
+
+
+@pytest.fixture
+def seeded(ledger):
+    seed(ledger)
+    grant_credits(ledger, "bolt", "100", "g")
+    return ledger
+
+
+def _outcome(result) -> tuple:
+    """What an import reports, errors by line and field (their messages may quote the time)."""
+    return result.recorded, result.duplicates, result.rejected, [(e["line"], e["error"].split(":")[0]) for e in result.errors]
+
+
+def _ledger_state(ledger) -> dict:
+    with ledger.read() as connection:
+        return {
+            "entries": connection.execute(text(
+                "SELECT customer_id, unit_id, quantity, period, request_id, charged FROM usage_entries ORDER BY customer_id, request_id"
+            )).all(),
+            "daily": connection.execute(text("SELECT * FROM usage_daily ORDER BY period, customer_id, unit_id, day")).all(),
+            "balances": connection.execute(text("SELECT * FROM customer_balances ORDER BY customer_id")).all(),
+        }
+
+
+@pytest.mark.parametrize("reader_process", [False, True], ids=["in-process", "reader-process"])
+def test_every_way_of_importing_records_the_same(seeded, tmp_path, monkeypatch, reader_process):
+    from meterdesk.store.engine import open_ledger
+
+    path = tmp_path / "usage.csv"
+    path.write_text("customer,unit,amount,request_id,occurred_at,note\n" + "\n".join(LINES) + "\n")
+    # Reference: one batch, request ids looked up, in this process, on a SQLite ledger of its own.
+    reference = open_ledger(f"sqlite:///{tmp_path / 'reference.sqlite3'}")
+    seed(reference)
+    grant_credits(reference, "bolt", "100", "g")
+    expected = import_usage(reference, path, batch_size=1000)
+    expected_state = _ledger_state(reference)
+    reference.close()
+    assert (expected.recorded, expected.duplicates, expected.rejected) == (66, 1, 4)
+
+    # Batches of 8, the unique key alone checking request ids after the first batch found none taken.
+    monkeypatch.setattr(usage, "EXPECT_NEW_AFTER", 5)
+    if reader_process:
+        monkeypatch.setattr(usage, "READER_PROCESS_BYTES", 0)
+    found = import_usage(seeded, path, batch_size=8)
+    assert _outcome(found) == _outcome(expected)
+    assert _ledger_state(seeded) == expected_state
+    again = import_usage(seeded, path, batch_size=8)
+    assert (again.recorded, again.duplicates, again.rejected) == (0, 67, 4)
+
+
+def test_a_batch_expected_new_that_meets_a_recorded_request_id_falls_back(seeded, tmp_path, monkeypatch):
+    monkeypatch.setattr(usage, "EXPECT_NEW_AFTER", 5)
+    first = tmp_path / "first.csv"
+    first.write_text("".join(f"bolt,api_calls,10,old-{n}\n" for n in range(10)))
+    assert import_usage(seeded, first).recorded == 10
+    second = tmp_path / "second.csv"
+    lines = [f"bolt,api_calls,10,new-{n}" for n in range(10)] + [f"bolt,api_calls,10,old-{n}" for n in range(10)]
+    lines += [f"bolt,api_calls,10,later-{n}" for n in range(10)]
+    second.write_text("\n".join(lines) + "\n")
+    result = import_usage(seeded, second, batch_size=10)
+    assert (result.recorded, result.duplicates, result.rejected) == (20, 10, 0)
+    summary = usage_summary(seeded, "bolt")
+    api = next(u for u in summary.units if u.unit == "api_calls")
+    assert api.quantity == Decimal(300) and api.entries == 30
+    # 300 api calls at 0.002 charged from the 100 granted, once each.
+    assert summary.balance == Decimal("99.4")
+
+
+def test_an_unreadable_file_read_by_the_reader_process_is_invalid_input(seeded, tmp_path, monkeypatch):
+    monkeypatch.setattr(usage, "READER_PROCESS_BYTES", 0)
+    path = tmp_path / "usage.csv"
+    path.write_bytes(b"acme,api_calls,1,r1\n\xff\xfe not utf-8\n")
+    with pytest.raises(InvalidInput, match="file"):
+        import_usage(seeded, path)
