@@ -103,9 +103,9 @@ METHOD = """## How it is measured
   `customer_balances` (run by `python -m bench --verify`). They are cached under `bench/.data/`, keyed by the
   data version and the schema revision. The SQLite ledger is not ANALYZEd (meterdesk never does); the
   PostgreSQL ledger is VACUUM ANALYZEd once, as autovacuum would do to a table that grew.
-- **Baselines** run on a bare table with the parsed rows (customer, unit, quantity, occurred_at, period,
-  request id), its unique key (customer, request id) and, for reads, the best covering index
-  `(customer_id, period, unit_id, quantity)`.
+- **Baselines** for imports and reads run on a bare table with the parsed rows (customer, unit, quantity,
+  occurred_at, period, request id), its unique key (customer, request id) and, for reads, the best
+  covering index `(customer_id, period, unit_id, quantity)`.
 - **Durability**: SQLite in WAL mode with `synchronous=NORMAL` and a 128 MB page cache, as meterdesk opens it,
   for meterdesk and for the baselines. PostgreSQL 15 from the local server binaries with `fsync=on` and
   `synchronous_commit=on` (commits wait for the disk), shared_buffers 1 GB, max_wal_size 8 GB, the same server
@@ -115,8 +115,12 @@ METHOD = """## How it is measured
   with the catalog; the baseline inserts the same rows, already parsed, with one `executemany` in one
   transaction.
 - **Single events** call `services.usage.record_usage` in a loop, one transaction per event, for a prepaid
-  customer (the entry, its charge and the balance update); the baseline is a raw insert + balance update +
-  commit per event. The 4-writer figure runs 4 processes, each recording for its own prepaid customer.
+  customer (the entry, its charge and the balance update), from a process that keeps the ledger open; the
+  baseline stores the same event with the raw driver in the same tables of an identical ledger (insert the
+  entry row, charge included, into `usage_entries` with its indexes; update the balance; commit), so the
+  ratio is what meterdesk costs on top of writing the event: validation, locking the customer, placing
+  and pricing the entry, the daily rollup. The 4-writer figure runs 4 processes, each recording for its
+  own prepaid customer.
 - **Summary** is the p50 of `services.summary.usage_summary` for one customer-month over random customers;
   the baseline is one `GROUP BY unit_id` over the covering index.
 - **Period report** is `services.summary.period_report` (every customer's period, priced: what closing a
