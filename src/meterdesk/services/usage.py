@@ -591,23 +591,23 @@ def _records(path: Path, head: str, handle) -> Iterator[tuple[int, list | str]]:
 
 def _read_in_process(ledger: Ledger, importer: _Importer, path: Path, batch_size: int) -> Iterator[_ValidatedBatch]:
     """The file's batches, read and validated by a reader process (see `_reader_process`) and handed over
-    as plain tuples; the entries are rebuilt here around this process's customer and unit rows."""
+    as plain tuples through a pipe; the entries are rebuilt here around this process's customer and unit
+    rows. The reader works on the next batch while this process writes one."""
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")  # never fork: the GUI has threads
-    ahead, stop = context.Queue(maxsize=2), context.Event()
+    receiving, sending = context.Pipe(duplex=False)
     reader = context.Process(
-        target=_reader_process, args=(ledger.url, str(path), batch_size, ahead, stop), name="meterdesk-import-reader", daemon=True
+        target=_reader_process, args=(ledger.url, str(path), batch_size, sending), name="meterdesk-import-reader", daemon=True
     )
     reader.start()
+    sending.close()  # the reader holds the only sending end: its exit ends the pipe
     try:
         while True:
             try:
-                message = ahead.get(timeout=1.0)
-            except queue.Empty:
-                if not reader.is_alive():
-                    raise Unavailable(f"the process reading {path.name} stopped (exit status {reader.exitcode})") from None
-                continue
+                message = receiving.recv()
+            except EOFError:
+                raise Unavailable(f"the process reading {path.name} stopped (exit status {reader.join(5) or reader.exitcode})") from None
             if message[0] == "end":
                 return
             if message[0] == "unreadable":
@@ -617,55 +617,50 @@ def _read_in_process(ledger: Ledger, importer: _Importer, path: Path, batch_size
             _, last_line, bytes_read, entries, rejected = message
             yield _ValidatedBatch(last_line, bytes_read, importer.rebuild(entries), rejected)
     finally:
-        stop.set()
-        while reader.is_alive():
-            try:  # a reader blocked on a full queue needs room to see the stop
-                ahead.get(timeout=0.1)
-            except queue.Empty:
-                pass
-        reader.join()
-        ahead.close()
+        receiving.close()  # a reader still sending gets a broken pipe and stops
+        reader.join(10)
+        if reader.is_alive():
+            reader.terminate()
+            reader.join()
 
 
-def _reader_process(url: str, path: str, batch_size: int, ahead, stop) -> None:
+def _reader_process(url: str, path: str, batch_size: int, sending) -> None:
     """Runs in the reader process: validate the file batch by batch against the ledger's customers and
-    units, and send each batch as tuples of ids and values."""
+    units, and send each batch as tuples of ids and values (sent as soon as it is ready; the pipe holds
+    back the reader while the importing process is still writing the one before)."""
     from meterdesk.store.engine import open_ledger
 
-    def send(message) -> bool:
-        while not stop.is_set():
-            try:
-                ahead.put(message, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
     try:
-        ledger = open_ledger(url, upgrade=False)
-    except BaseException as error:  # noqa: BLE001 - reported by the importing process
-        send(("error", error))
-        return
-    try:
-        importer = _Importer(ledger, "", ImportResult())
-        with Path(path).open("r", encoding="utf-8-sig", newline="") as handle:
-            head = handle.read(4096)
-            handle.seek(0)
-            for batch in _read_in_turn(importer, _records(Path(path), head, handle), batch_size, handle):
-                entries = [
-                    (line, e.customer.id, e.unit.id, e.quantity, e.occurred_at, e.request_id, e.note) for line, e in batch.entries
-                ]
-                if not send(("batch", batch.last_line, batch.bytes_read, entries, batch.rejected)):
-                    return
-        send(("end",))
-    except (UnicodeDecodeError, csv.Error) as error:
-        send(("unreadable", str(error)))
-    except MeterdeskError as error:
-        send(("error", error))
-    except BaseException as error:  # noqa: BLE001 - reported by the importing process
-        send(("error", RuntimeError(f"reading the file failed: {error!r}")))
+        try:
+            ledger = open_ledger(url, upgrade=False)
+        except BaseException as error:  # noqa: BLE001 - reported by the importing process
+            sending.send(("error", error))
+            return
+        try:
+            importer = _Importer(ledger, "", ImportResult())
+            with Path(path).open("r", encoding="utf-8-sig", newline="") as handle:
+                head = handle.read(4096)
+                handle.seek(0)
+                for batch in _read_in_turn(importer, _records(Path(path), head, handle), batch_size, handle):
+                    entries = [
+                        (line, e.customer.id, e.unit.id, e.quantity, e.occurred_at, e.request_id, e.note) for line, e in batch.entries
+                    ]
+                    sending.send(("batch", batch.last_line, batch.bytes_read, entries, batch.rejected))
+            sending.send(("end",))
+        except (UnicodeDecodeError, csv.Error) as error:
+            sending.send(("unreadable", str(error)))
+        except MeterdeskError as error:
+            sending.send(("error", error))
+        except (BrokenPipeError, EOFError, OSError):
+            pass  # the importing process stopped listening (cancelled, or failed): nothing to report
+        except BaseException as error:  # noqa: BLE001 - reported by the importing process
+            sending.send(("error", RuntimeError(f"reading the file failed: {error!r}")))
+        finally:
+            ledger.close()
+    except (BrokenPipeError, OSError):
+        pass
     finally:
-        ledger.close()
+        sending.close()
 
 
 def _read_in_turn(importer: _Importer, records: Iterator, batch_size: int, handle) -> Iterator[_ValidatedBatch]:
