@@ -38,7 +38,11 @@ class BenchServer:
         self.bindir = bindir
         self.root = root
         self.datadir = root / "data"
-        self.port = free_port()
+        # METERDESK_BENCH_PG_PORT: use the benchmark server already running on this port (started by
+        # `python -m bench.pg`), so several benchmark processes can share it; it is left running.
+        attached = os.environ.get("METERDESK_BENCH_PG_PORT")
+        self.attached = bool(attached)
+        self.port = int(attached) if attached else free_port()
         self.version = ""
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -48,6 +52,10 @@ class BenchServer:
         return subprocess.run(command, check=check, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/", text=True)
 
     def start(self) -> None:
+        if self.attached:
+            with self.connect("postgres") as connection:
+                self.version = connection.execute("SHOW server_version").fetchone()[0]
+            return
         self.root.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres")
@@ -73,6 +81,8 @@ class BenchServer:
             self.version = connection.execute("SHOW server_version").fetchone()[0]
 
     def stop(self) -> None:
+        if self.attached:
+            return
         self._run("pg_ctl", "-D", str(self.datadir), "-m", "fast", "-w", "stop", check=False)
 
     # -- databases ---------------------------------------------------------------------------------
@@ -99,3 +109,21 @@ class BenchServer:
     def create(self, database: str, template: str | None = None) -> None:
         self.drop(database)
         self.admin(f'CREATE DATABASE "{database}"' + (f' TEMPLATE "{template}"' if template else ""))
+
+
+def main() -> None:
+    """`python -m bench.pg`: start the benchmark server and keep it until interrupted; prints the port to share."""
+    import signal
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    server = BenchServer(Path(__file__).with_name(".data") / "pg")
+    server.start()
+    print(f"METERDESK_BENCH_PG_PORT={server.port}", flush=True)
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
