@@ -33,6 +33,11 @@ def cache_key() -> str:
     return f"data{data.DATA_VERSION}-schema{migrate.HEAD_REVISION}"
 
 
+def _same_data(mark: str | None) -> bool:
+    """Cached with the same generated data, whatever the schema revision then (migrations bring it up)."""
+    return mark is not None and mark.split("-schema")[0] == f"data{data.DATA_VERSION}"
+
+
 def _marks() -> dict:
     path = DATA_DIR / "cache.json"
     return json.loads(path.read_text()) if path.exists() else {}
@@ -40,6 +45,26 @@ def _marks() -> dict:
 
 def is_cached(name: str) -> bool:
     return _marks().get(name) == cache_key()
+
+
+def is_cached_data(name: str) -> bool:
+    """For generated files, which have no schema: cached with the same data."""
+    return _same_data(_marks().get(name))
+
+
+def _cached_upgraded(name: str, url: str) -> bool:
+    """Whether `name` is cached; a ledger cached at an older schema revision is migrated in place (as a team's
+    ledger would be), not rebuilt."""
+    mark = _marks().get(name)
+    if mark == cache_key():
+        return True
+    if not _same_data(mark):
+        return False
+    from meterdesk.store.engine import open_ledger
+
+    open_ledger(url, upgrade=True).close()
+    mark_cached(name)
+    return True
 
 
 def mark_cached(name: str, valid: bool = True) -> None:
@@ -94,7 +119,7 @@ def copy_sqlite(source: Path, target: Path) -> None:
 def sqlite_base() -> Path:
     """The migrated SQLite ledger with the catalog and no usage (cached)."""
     path = sqlite_path("base")
-    if not (path.exists() and is_cached("sqlite-base")):
+    if not (path.exists() and _cached_upgraded("sqlite-base", f"sqlite:///{path}")):
         remove_sqlite(path)
         build_catalog(f"sqlite:///{path}")
         mark_cached("sqlite-base")
@@ -104,7 +129,7 @@ def sqlite_base() -> Path:
 def pg_base(server) -> str:
     """The migrated PostgreSQL ledger with the catalog (a database other ledgers are copied from)."""
     name = "bench_base"
-    if not (server.exists(name) and is_cached("pg-base")):
+    if not (server.exists(name) and _cached_upgraded("pg-base", server.url(name))):
         server.create(name)
         build_catalog(server.url(name))
         mark_cached("pg-base")
@@ -313,7 +338,7 @@ def sqlite_ledger(n: int, log=print) -> tuple[Path, Path]:
     """(ledger, raw baseline) SQLite files holding `n` generated events; built once and cached."""
     ledger, raw = sqlite_path(f"ledger-{n}"), sqlite_path(f"raw-{n}")
     name = f"sqlite-{n}"
-    if not (ledger.exists() and raw.exists() and is_cached(name)):
+    if not (ledger.exists() and raw.exists() and _cached_upgraded(name, f"sqlite:///{ledger}")):
         mark_cached(name, False)
         log(f"building the SQLite ledger of {n:,} entries (cached under {DATA_DIR} for later runs)")
         events = data.generate_events(n)
@@ -329,7 +354,7 @@ def pg_ledger(server, n: int, log=print) -> tuple[str, str]:
     The baseline's table lives in the ledger's database, so both are the same database."""
     ledger = f"bench_ledger_{n}"
     name = f"pg-{n}"
-    if not (server.exists(ledger) and is_cached(name)):
+    if not (server.exists(ledger) and _cached_upgraded(name, server.url(ledger))):
         mark_cached(name, False)
         log(f"building the PostgreSQL ledger of {n:,} entries (cached in the benchmark server for later runs)")
         events = data.generate_events(n)

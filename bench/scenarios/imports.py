@@ -28,7 +28,7 @@ BARE_INSERT = (
 
 def usage_file(context: Context, n: int):
     path = context.work_dir / f"events-{n}.csv"
-    if not (path.exists() and ledgers.is_cached(path.name)):
+    if not (path.exists() and ledgers.is_cached_data(path.name)):
         context.log(f"writing {n:,} usage events to {path.name}")
         data.write_csv(data.generate_events(n), path)
         ledgers.mark_cached(path.name)

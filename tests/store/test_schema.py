@@ -100,3 +100,46 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_template, tmp_path):
 
 def test_head_revision_constant_matches_alembic():
     assert migrate.HEAD_REVISION == migrate.head_revision()
+
+
+ENTRY_INSERT = (
+    "INSERT INTO usage_entries (customer_id, unit_id, quantity, occurred_at, recorded_at, billed_at, period, late, "
+    "request_id, kind, corrects_id, source, actor, note, charged) "
+    "VALUES (1, 1, 1, 0, 0, 0, '2026-01', false, :request_id, :kind, NULL, :source, 'test', NULL, NULL)"
+)
+
+
+@pytest.mark.parametrize(("kind", "source"), [("usage", "telnet"), ("refund", "cli"), ("USAGE", "cli"), ("usage", "")])
+def test_entry_kind_and_source_checks_refuse_other_values(ledger, kind, source):
+    seed(ledger)
+    with pytest.raises(IntegrityError):
+        with ledger.write() as connection:
+            connection.execute(text(ENTRY_INSERT), {"request_id": "r-bad", "kind": kind, "source": source})
+    with ledger.write() as connection:
+        for value in ("api", "cli", "import", "gui"):
+            connection.execute(text(ENTRY_INSERT), {"request_id": f"r-{value}", "kind": "usage", "source": value})
+
+
+def test_cheap_checks_migration_round_trip_keeps_entries(ledger):
+    """0004 rewrites the entry checks in place (SQLite: the stored definition); down and up again keep every
+    entry and the rules."""
+    from alembic import command
+
+    seed(ledger)
+    record_usage(ledger, "acme", "api_calls", "10", "r-1")
+    for target in ("0003", "0004"):
+        with ledger.engine.begin() as connection:
+            config = migrate._config()
+            config.attributes["connection"] = connection
+            (command.downgrade if target == "0003" else command.upgrade)(config, target)
+        with ledger.read() as connection:
+            assert migrate.current_revision(connection) == target
+            assert connection.execute(text("SELECT count(*) FROM usage_entries")).scalar() == 1
+        with pytest.raises(IntegrityError):
+            with ledger.write() as connection:
+                connection.execute(text(ENTRY_INSERT), {"request_id": f"r-{target}", "kind": "usage", "source": "telnet"})
+    with ledger.read() as connection:
+        if ledger.dialect == "sqlite":
+            definition = connection.execute(text("SELECT sql FROM sqlite_master WHERE name = 'usage_entries'")).scalar()
+            assert " IN (" not in definition
+            assert connection.execute(text("PRAGMA integrity_check")).scalar() == "ok"

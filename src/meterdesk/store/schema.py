@@ -146,12 +146,13 @@ usage_entries = Table(
     Column("note", Text),
     Column("charged", BigInteger),  # micro-units charged to a prepaid balance; NULL for postpaid
     UniqueConstraint("customer_id", "request_id"),
-    CheckConstraint("kind IN ('usage', 'reversal')", name="kind"),
+    # `=` and OR rather than IN (...): SQLite rebuilds an IN list for every row a prepared INSERT writes (0004).
+    CheckConstraint("kind = 'usage' OR kind = 'reversal'", name="kind"),
     CheckConstraint(
         "(kind = 'usage' AND quantity > 0) OR (kind = 'reversal' AND quantity < 0 AND corrects_id IS NOT NULL)",
         name="quantity_sign",
     ),
-    CheckConstraint("source IN ('api', 'cli', 'import', 'gui')", name="source"),
+    CheckConstraint("source = 'api' OR source = 'cli' OR source = 'import' OR source = 'gui'", name="source"),
     Index(None, "customer_id", "period", "unit_id", "billed_at"),
     Index(None, "occurred_at"),
     # One reversal and one replacement per original, ever: a corrected entry cannot be corrected again.
