@@ -29,10 +29,20 @@ class ClippedBars:
         self._x0 = _EMPTY
         self._x1 = _EMPTY
         self._heights = _EMPTY
-        self.drawn = 0  # how many bars the last refresh handed to Qt (benchmarks and tests read it)
+        self._drawn = 0
+        self._stale = False
         view_box.addItem(self.item)
-        view_box.sigXRangeChanged.connect(self.refresh)
-        view_box.sigResized.connect(self.refresh)
+        # The bars are cut to the view once per paint, not on every range or size change before it (a new
+        # customer moves the ranges several times).
+        view_box.sigXRangeChanged.connect(self.invalidate)
+        view_box.sigResized.connect(self.invalidate)
+        view_box.scene().sigPrepareForPaint.connect(self._before_paint)
+
+    @property
+    def drawn(self) -> int:
+        """How many bars the view's current range hands to Qt (benchmarks and tests read it)."""
+        self._before_paint()
+        return self._drawn
 
     def set_brush(self, brush) -> None:
         self.item.setOpts(brush=brush)
@@ -41,9 +51,19 @@ class ClippedBars:
         self._x0 = np.asarray(x0, dtype=np.float64)
         self._x1 = np.asarray(x1, dtype=np.float64)
         self._heights = np.asarray(heights, dtype=np.float64)
-        self.refresh()
+        self.invalidate()
+
+    def invalidate(self, *_args) -> None:
+        if not self._stale:
+            self._stale = True
+            self.item.update()
+
+    def _before_paint(self) -> None:
+        if self._stale:
+            self.refresh()
 
     def refresh(self, *_args) -> None:
+        self._stale = False
         (low, high), _ = self.view_box.viewRange()
         pixels = max(1, int(self.view_box.width() or 1))
         first = int(np.searchsorted(self._x1, low, side="right"))
@@ -73,7 +93,7 @@ class ClippedBars:
         self._show(x0, widths, bottoms, tops - bottoms)
 
     def _show(self, x0, widths, y0, heights) -> None:
-        self.drawn = len(x0)
+        self._drawn = len(x0)
         self.item.setOpts(x0=x0, width=widths, y0=y0, height=heights)
 
 

@@ -41,6 +41,14 @@ def with_alpha(colour: QColor | str, alpha: int) -> QColor:
     return colour
 
 
+def flattened(colour: QColor | str, alpha: int, background: str = BACKGROUND) -> QColor:
+    """`colour` at `alpha` over the chart's background, as one opaque colour: the same look as a translucent
+    fill on white, but Qt fills opaque rectangles several times faster than blended ones."""
+    top, under = QColor(colour), QColor(background)
+    share = alpha / 255
+    return QColor(*(round(a * share + b * (1 - share)) for a, b in zip(top.getRgb()[:3], under.getRgb()[:3])))
+
+
 def darker(colour: QColor | str, factor: int = 135) -> QColor:
     return QColor(colour).darker(factor)
 

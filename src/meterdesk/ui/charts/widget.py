@@ -55,6 +55,7 @@ class _Row:
 
     def __init__(self, chart: CustomerChart) -> None:
         self.chart = chart
+        self._texts: dict[object, tuple] = {}
         self.time_axis = BillingTimeAxis()
         self.widget = pg.PlotWidget(
             background=style.BACKGROUND,
@@ -109,7 +110,29 @@ class _Row:
     def set_timezone(self, timezone) -> None:
         self.time_axis.set_timezone(timezone)
 
+    def changed(self, key: object, *value) -> bool:
+        """Whether `value` differs from the last one given under `key` (and remember it). Qt lays text out
+        again, and pyqtgraph re-lays the plot out, on every set, even of the same text: this skips those."""
+        if self._texts.get(key) == value:
+            return False
+        self._texts[key] = value
+        return True
+
+    def set_title(self, text: str) -> None:
+        if self.changed("title", text):
+            self.plot.setTitle(text, color=style.TEXT, size="10pt", justify="left")
+
+    def set_axis_label(self, name: str, text: str, colour: str) -> None:
+        if self.changed(name, text, colour):
+            self.plot.getAxis(name).setLabel(text, color=colour)
+
+    def set_line_label(self, line: pg.InfiniteLine, text: str) -> None:
+        if self.changed(line, text):
+            line.label.setFormat(text)
+
     def set_bottom_labels(self, shown: bool, timezone_name: str) -> None:
+        if not self.changed("bottom", shown, timezone_name):
+            return
         axis = self.plot.getAxis("bottom")
         axis.setStyle(showValues=shown)
         axis.setLabel(f"Billing time ({timezone_name})" if shown else None, color=style.MUTED)
@@ -187,6 +210,9 @@ class _UnitRow(_Row):
         self.cumulative = pg.PlotDataItem(pen=style.pen("#444444", 2))
         self.cumulative.setDownsampling(auto=True, method="peak")
         self.cumulative.setClipToView(True)
+        # The value ranges are always fitted to the data, so the line never needs pyqtgraph's guard against
+        # huge coordinates, which recomputes the drawn line on every change of the value range.
+        self.cumulative.setDynamicRangeLimit(None)
         self.cumulative.setZValue(10)
         self.overlay.addItem(self.cumulative)
         self.included_line = pg.InfiniteLine(
@@ -221,7 +247,7 @@ class _UnitRow(_Row):
         self.track = track
         self.key = track.code
         per = style.GRANULARITY_NOUN[model.granularity]
-        bar_colour = style.with_alpha(colour, 200)
+        bar_colour = style.flattened(colour, 200)
         line_colour = style.darker(colour, 150)
         self.bars.set_brush(pg.mkBrush(bar_colour))
         # Wide pens go through Qt's slow stroker; a dense line (a year of hours) reads fine at 1 px.
@@ -245,12 +271,12 @@ class _UnitRow(_Row):
         self._extents = (low * 1.06, high * 1.08, line_low * 1.04, reach * 1.02)
         self.included_line.setVisible(allowance.included > 0)
         self.included_line.setValue(included)
-        self.included_line.label.setFormat(f"{style.quantity_text(allowance.included)} included")
+        self.set_line_label(self.included_line, f"{style.quantity_text(allowance.included)} included")
         tiers_in_view = 0
         for index, bound in enumerate(allowance.tier_bounds):
             line = self._tier_line(index)
             line.setValue(float(bound))
-            line.label.setFormat(f"tier {index + 2} above {style.quantity_text(bound)}")
+            self.set_line_label(line, f"tier {index + 2} above {style.quantity_text(bound)}")
             line.setVisible(float(bound) <= top)
             tiers_in_view += float(bound) <= top
         for line in self.tier_lines[len(allowance.tier_bounds):]:
@@ -267,12 +293,10 @@ class _UnitRow(_Row):
         else:
             self.markers.setData(x=[], y=[])
 
-        left = self.plot.getAxis("left")
-        left.setLabel(f"{track.name} per {per}", color=style.TEXT)
-        right = self.plot.getAxis("right")
+        self.set_axis_label("left", f"{track.name} per {per}", style.TEXT)
         # A `max` unit (seats) is billed on its peak, so its line is the period's peak so far.
         line_name = "peak so far in period" if track.aggregation == "max" else "cumulative in period"
-        right.setLabel(line_name, color=line_colour.name())
+        self.set_axis_label("right", line_name, line_colour.name())
         entries = [(self.bars.item, f"{track.name} per {per}"), (self.cumulative, line_name)]
         if allowance.included > 0:
             entries.append((self._sample("included", pen=style.pen(style.ALLOWANCE, 1.4, Qt.PenStyle.DashLine)), "included allowance"))
@@ -281,7 +305,7 @@ class _UnitRow(_Row):
         if marks:
             entries.append((self.markers, "correction (reversal)"))
         self.set_legend(entries)
-        self.plot.setTitle(self._title(track, model), color=style.TEXT, size="10pt", justify="left")
+        self.set_title(self._title(track, model))
         self.fit()
 
     def _sample(self, name: str, **kwargs) -> pg.PlotDataItem:
@@ -381,8 +405,8 @@ class _BalanceRow(_Row):
         span = (high - low) or 1.0
         self._extents = (low - span * 0.06, high + span * 0.04)
         self.limit.setValue(floor)
-        self.limit.label.setFormat(f"credit limit {style.money_text(-balance.credit_limit, model.currency)}")
-        self.plot.getAxis("left").setLabel(f"Balance ({model.currency})", color=style.TEXT)
+        self.set_line_label(self.limit, f"credit limit {style.money_text(-balance.credit_limit, model.currency)}")
+        self.set_axis_label("left", f"Balance ({model.currency})", style.TEXT)
         self.set_legend([(self._line_sample, f"prepaid balance ({model.currency})"), (self._limit_sample, "credit limit")])
         current = balance.current
         colour = style.BALANCE_NEGATIVE if current < -balance.credit_limit else (style.TEXT if current >= 0 else "#b9770e")
@@ -391,9 +415,8 @@ class _BalanceRow(_Row):
             state = " — <b>over the credit limit</b>"
         elif current < 0:
             state = " — below zero, within the credit limit"
-        self.plot.setTitle(
-            f"<b>Prepaid balance</b> <span style='color:{colour}'>{style.money_text(current, model.currency)} now{state}</span>",
-            color=style.TEXT, size="10pt", justify="left",
+        self.set_title(
+            f"<b>Prepaid balance</b> <span style='color:{colour}'>{style.money_text(current, model.currency)} now{state}</span>"
         )
         self.fit()
 
@@ -483,6 +506,8 @@ class CustomerChart(QWidget):
             row = _UnitRow(self)
             self._unit_rows.append(row)
             self._layout.insertWidget(self._layout.indexOf(self.balance_row.widget), row.widget, 3)
+        # The time range first: the lines are then cut and downsampled to the view once, as the data arrives.
+        self._show_whole_range()
         for index, (row, track) in enumerate(zip(self._unit_rows, model.units)):
             row.set_timezone(model.timezone)
             row.set_track(track, style.unit_colour(index), model)
@@ -493,7 +518,7 @@ class CustomerChart(QWidget):
             self.balance_row.hide_hover()
         self._show_header(model)
         self._apply_visibility()
-        self.reset_zoom()
+        self._settle()
         self.modelChanged.emit()
 
     def clear(self) -> None:
@@ -545,9 +570,13 @@ class CustomerChart(QWidget):
 
     # -- range ---------------------------------------------------------------------------------------
     def reset_zoom(self) -> None:
-        model = self.model
-        if model is None:
+        if self.model is None:
             return
+        self._show_whole_range()
+        self._settle()
+
+    def _show_whole_range(self) -> None:
+        model = self.model
         low, high = model.start_us / US, model.end_us / US
         self._syncing = True
         try:
@@ -556,8 +585,16 @@ class CustomerChart(QWidget):
                 row.view.setXRange(low, high, padding=0)
         finally:
             self._syncing = False
-        for row in self._unit_rows:
-            row.bars.refresh()
+
+    def _settle(self) -> None:
+        """Lay the rows out and bring their view transforms and bars up to date now, before the paint.
+
+        Left to the paint, a changed title re-lays a row out just after it was painted, and pyqtgraph's
+        views move their items inside the paint: either way Qt paints every row a second time.
+        """
+        for row in self._visible_rows():
+            row.plot.layout.activate()
+            row.widget.scene().prepareForPaint()
 
     def _x_range_changed(self, source: _Row) -> None:
         if self._syncing:
@@ -570,6 +607,7 @@ class CustomerChart(QWidget):
                     row.view.setXRange(low, high, padding=0)
         finally:
             self._syncing = False
+        self._settle()
 
     def visible_range_us(self) -> tuple[int, int]:
         rows = self._rows()
