@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 
+from meterdesk.domain.errors import InvalidInput
 from meterdesk.domain.periods import Period
 from meterdesk.domain.plans import Charge, Plan, PricingModel, Tier
 from meterdesk.domain.pricing import (
@@ -16,6 +17,7 @@ from meterdesk.domain.pricing import (
     charge_amount,
     charge_breakdown,
     charge_price,
+    charge_pricer,
     incremental_charge,
     lines_total,
     prorated_base_fee,
@@ -269,3 +271,14 @@ def test_quantities_must_be_decimals():
         charge_price(PER_UNIT, 1.5)
     with pytest.raises(TypeError):
         prorated_base_fee(49.0, "EUR", NOVEMBER)
+
+
+def test_a_charge_pricer_refuses_what_charge_amount_refuses():
+    per_unit = Charge(unit="tokens", model=PricingModel.PER_UNIT, included=Decimal(10), unit_price=Decimal("0.015"))
+    price = charge_pricer(per_unit, "EUR")
+    assert price(Decimal(110)) == Decimal("1.50") and str(price(Decimal(3))) == "0.00"
+    assert str(price(Decimal(210))) == "3.00"
+    with pytest.raises(TypeError):
+        price(1.5)
+    with pytest.raises(InvalidInput):
+        charge_pricer(per_unit, "EURO")

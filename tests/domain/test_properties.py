@@ -22,6 +22,7 @@ from meterdesk.domain.pricing import (
     charge_amount,
     charge_breakdown,
     charge_price,
+    charge_pricer,
     incremental_charge,
     usage_line,
 )
@@ -133,6 +134,15 @@ def test_line_amount_is_the_price_rounded_once(charge, quantity, currency):
     assert amount == round_money(exact, currency)
     step = Decimal(1).scaleb(amount.as_tuple().exponent)
     assert abs(amount - exact) <= step / 2
+
+
+@quick
+@given(any_charge, st.lists(quantities, min_size=1, max_size=5), currencies)
+def test_a_charge_pricer_prices_as_charge_amount_digit_for_digit(charge, some_quantities, currency):
+    price = charge_pricer(charge, currency)
+    for quantity in some_quantities + [Decimal(0), charge.included]:
+        expected = charge_amount(charge, quantity, currency)
+        assert str(price(quantity)) == str(expected)
 
 
 @quick

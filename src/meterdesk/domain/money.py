@@ -65,7 +65,7 @@ EXACT_CONTEXT = Context(
 )
 # Rounding to a quantum is inexact on purpose, so this one does not trap Inexact; the mode is always
 # named explicitly at the call.
-_ROUNDING_CONTEXT = Context(prec=400, rounding=ROUND_HALF_UP, traps=[InvalidOperation, DivisionByZero, Overflow])
+ROUNDING_CONTEXT = Context(prec=400, rounding=ROUND_HALF_UP, traps=[InvalidOperation, DivisionByZero, Overflow])
 
 _CURRENCY_CODE_RE = re.compile(r"[A-Z]{3}")
 # ASCII digits only: Decimal() itself would also take "1_000", "١٢" (Arabic-Indic digits) and "Infinity".
@@ -147,7 +147,9 @@ def require_decimal(value: object, name: str) -> None:
 
 def round_money(amount: Decimal, currency: str) -> Decimal:
     """Round to the currency's minor unit, ROUND_HALF_UP (0.125 EUR -> 0.13, 2.5 JPY -> 3)."""
-    return _quantize_half_up(amount, currency_exponent(currency))
+    # Every invoice line and report row passes here: a known code skips the validation's regex.
+    exponent = CURRENCY_EXPONENTS.get(currency) if type(currency) is str else None
+    return _quantize_half_up(amount, currency_exponent(currency) if exponent is None else exponent)
 
 
 def round_balance(amount: Decimal) -> Decimal:
@@ -328,9 +330,15 @@ def _quantize_half_up(amount: Decimal, places: int) -> Decimal:
     require_decimal(amount, "amount")
     if not amount.is_finite():
         raise ValueError(f"cannot round a non-finite amount: {amount}")
-    with localcontext(_ROUNDING_CONTEXT):
-        rounded = amount.quantize(Decimal((0, (1,), -places)), rounding=ROUND_HALF_UP)
+    # The context is passed, not entered, and positionally (keywords cost Decimal.quantize four times the
+    # rounding itself): every invoice line of every customer of a period report comes through here.
+    quantum = _QUANTA.get(places) or Decimal((0, (1,), -places))
+    rounded = amount.quantize(quantum, ROUND_HALF_UP, ROUNDING_CONTEXT)
     return rounded.copy_abs() if rounded.is_zero() else rounded
+
+
+# 1, 0.1, 0.01, ... down to the balance quantum: what the roundings above quantize to.
+_QUANTA = {places: Decimal((0, (1,), -places)) for places in range(_BALANCE_PLACES + 1)}
 
 
 def _places_text(places: int) -> str:

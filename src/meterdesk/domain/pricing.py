@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import Decimal, localcontext
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from fractions import Fraction
 
 from meterdesk.domain.money import (
     EXACT_CONTEXT,
+    ROUNDING_CONTEXT,
     currency_exponent,
     format_decimal,
     from_minor_units,
@@ -22,6 +23,9 @@ from meterdesk.domain.periods import Period
 from meterdesk.domain.plans import Charge, Plan, PricingModel, Tier
 
 _ZERO = Decimal(0)
+# Exact arithmetic through the context's methods: the same results as inside localcontext(EXACT_CONTEXT)
+# (Inexact still traps), without entering and leaving a context for every operation.
+_EXACT = EXACT_CONTEXT
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +60,7 @@ class PriceLine:
 def billable_quantity(charge: Charge, quantity: Decimal) -> Decimal:
     """max(0, quantity - included): the part of the period's quantity the charge prices."""
     require_decimal(quantity, "quantity")
-    with localcontext(EXACT_CONTEXT):
-        billable = quantity - charge.included
+    billable = _EXACT.subtract(quantity, charge.included)
     return billable if billable > 0 else _ZERO
 
 
@@ -67,36 +70,75 @@ def charge_breakdown(charge: Charge, quantity: Decimal) -> tuple[TierDetail, ...
     The amounts are exact and add up to charge_price().
     """
     billable = billable_quantity(charge, quantity)
-    with localcontext(EXACT_CONTEXT):
-        if charge.model is PricingModel.PER_UNIT:
-            price = _set(charge.unit_price, "unit_price")
-            return (TierDetail(0, None, billable, price, _ZERO, billable * price),)
-        if charge.model is PricingModel.GRADUATED:
-            return _graduated(charge.tiers, billable)
-        if charge.model is PricingModel.VOLUME:
-            index, tier = _volume_tier(charge.tiers, billable)
-            amount = billable * tier.unit_price + tier.flat_fee
-            return (TierDetail(index, tier.up_to, billable, tier.unit_price, tier.flat_fee, amount),)
-        if charge.model is PricingModel.PACKAGE:
-            size = _set(charge.package_size, "package_size")
-            package_price = _set(charge.package_price, "package_price")
-            # divmod on Decimals is exact: a whole quotient and the remainder, no rounding involved.
-            whole, rest = divmod(billable, size)
-            packages = whole + (1 if rest else 0)
-            return (TierDetail(0, None, packages, package_price, _ZERO, packages * package_price),)
+    model = charge.model
+    if model is PricingModel.PER_UNIT:
+        price = _set(charge.unit_price, "unit_price")
+        return (TierDetail(0, None, billable, price, _ZERO, _EXACT.multiply(billable, price)),)
+    if model is PricingModel.GRADUATED:
+        return tuple(
+            TierDetail(index, tier.up_to, in_tier, tier.unit_price, tier.flat_fee, _tier_amount(tier, in_tier))
+            for index, tier, in_tier in _graduated(charge.tiers, billable)
+        )
+    if model is PricingModel.VOLUME:
+        index, tier = _volume_tier(charge.tiers, billable)
+        return (TierDetail(index, tier.up_to, billable, tier.unit_price, tier.flat_fee, _tier_amount(tier, billable)),)
+    if model is PricingModel.PACKAGE:
+        packages, package_price = _packages(charge, billable)
+        return (TierDetail(0, None, packages, package_price, _ZERO, _EXACT.multiply(packages, package_price)),)
     raise ValueError(f"unknown pricing model {charge.model!r}")
 
 
 def charge_price(charge: Charge, quantity: Decimal) -> Decimal:
-    """The exact, unrounded price of a period quantity under one charge."""
-    details = charge_breakdown(charge, quantity)
-    with localcontext(EXACT_CONTEXT):
-        return sum((detail.amount for detail in details), _ZERO)
+    """The exact, unrounded price of a period quantity under one charge: the sum of charge_breakdown()'s
+    amounts, computed without building the breakdown (this prices every charge of every customer)."""
+    billable = billable_quantity(charge, quantity)
+    model = charge.model
+    if model is PricingModel.PER_UNIT:
+        amount = _EXACT.multiply(billable, _set(charge.unit_price, "unit_price"))
+    elif model is PricingModel.GRADUATED:
+        amount = _ZERO
+        for _, tier, in_tier in _graduated(charge.tiers, billable):
+            amount = _EXACT.add(amount, _tier_amount(tier, in_tier))
+        return amount
+    elif model is PricingModel.VOLUME:
+        amount = _tier_amount(_volume_tier(charge.tiers, billable)[1], billable)
+    elif model is PricingModel.PACKAGE:
+        packages, package_price = _packages(charge, billable)
+        amount = _EXACT.multiply(packages, package_price)
+    else:
+        raise ValueError(f"unknown pricing model {charge.model!r}")
+    return _EXACT.add(_ZERO, amount)  # as the breakdown's sum writes it (same value, same exponent)
 
 
 def charge_amount(charge: Charge, quantity: Decimal, currency: str) -> Decimal:
     """The invoice amount of a charge: its price rounded once to the currency's minor unit, ROUND_HALF_UP."""
     return round_money(charge_price(charge, quantity), currency)
+
+
+def charge_pricer(charge: Charge, currency: str) -> Callable[[Decimal], Decimal]:
+    """charge_amount(charge, ·, currency) as a function of the quantity alone, for pricing many quantities
+    under one charge (every customer of a plan in a period report). What does not depend on the quantity
+    is worked out once; a per-unit charge, the common one, is priced inline. Same Decimal, digit for digit."""
+    exponent = currency_exponent(currency)
+    if charge.model is not PricingModel.PER_UNIT:
+        return lambda quantity: charge_amount(charge, quantity, currency)
+    included, unit_price = charge.included, _set(charge.unit_price, "unit_price")
+    zero = round_money(_ZERO, currency)
+    quantum = Decimal((0, (1,), -exponent))
+    subtract, multiply = _EXACT.subtract, _EXACT.multiply
+
+    def per_unit_amount(quantity: Decimal) -> Decimal:
+        require_decimal(quantity, "quantity")
+        billable = subtract(quantity, included)
+        if not billable > 0:
+            return zero
+        price = multiply(billable, unit_price)
+        if not price.is_finite():
+            return round_money(price, currency)  # which says why it cannot be rounded
+        rounded = price.quantize(quantum, ROUND_HALF_UP, ROUNDING_CONTEXT)
+        return rounded.copy_abs() if rounded.is_zero() else rounded
+
+    return per_unit_amount
 
 
 def incremental_charge(charge: Charge, before: Decimal, after: Decimal) -> Decimal:
@@ -219,22 +261,33 @@ def describe_usage(charge: Charge, quantity: Decimal) -> str:
     )
 
 
-def _graduated(tiers: tuple[Tier, ...], billable: Decimal) -> tuple[TierDetail, ...]:
+def _graduated(tiers: tuple[Tier, ...], billable: Decimal) -> Iterator[tuple[int, Tier, Decimal]]:
+    """(index, tier, quantity inside it) for each tier the billable quantity has entered."""
     # Tier i covers (previous up_to, up_to]; the first tier is entered at 0, every later tier once the
     # billable quantity exceeds the previous bound (100 stays in the tier up to 100, 100.5 enters the next).
-    details: list[TierDetail] = []
     lower = _ZERO
     for index, tier in enumerate(tiers):
         if index > 0 and billable <= lower:
-            break
+            return
         upper = billable if tier.up_to is None or billable < tier.up_to else tier.up_to
-        in_tier = max(upper - lower, _ZERO)
-        amount = in_tier * tier.unit_price + tier.flat_fee
-        details.append(TierDetail(index, tier.up_to, in_tier, tier.unit_price, tier.flat_fee, amount))
+        yield index, tier, max(_EXACT.subtract(upper, lower), _ZERO)
         if tier.up_to is None:
-            break
+            return
         lower = tier.up_to
-    return tuple(details)
+
+
+def _tier_amount(tier: Tier, quantity: Decimal) -> Decimal:
+    """quantity * unit_price + flat_fee, exact."""
+    return _EXACT.add(_EXACT.multiply(quantity, tier.unit_price), tier.flat_fee)
+
+
+def _packages(charge: Charge, billable: Decimal) -> tuple[Decimal, Decimal]:
+    """(packages started, package price): ceil(billable / package_size) whole packages."""
+    size = _set(charge.package_size, "package_size")
+    package_price = _set(charge.package_price, "package_price")
+    # divmod on Decimals is exact: a whole quotient and the remainder, no rounding involved.
+    whole, rest = _EXACT.divmod(billable, size)
+    return _EXACT.add(whole, 1 if rest else 0), package_price
 
 
 def _volume_tier(tiers: tuple[Tier, ...], billable: Decimal) -> tuple[int, Tier]:

@@ -14,9 +14,10 @@ from sqlalchemy import case, func, select
 from sqlalchemy.engine import Connection
 
 from meterdesk.domain.errors import InvalidInput
+from meterdesk.domain.money import EXACT_CONTEXT as _EXACT
 from meterdesk.domain.periods import Period, to_micros
 from meterdesk.domain.plans import Plan
-from meterdesk.domain.pricing import billable_quantity, charge_amount, prorated_base_fee
+from meterdesk.domain.pricing import billable_quantity, charge_amount, charge_pricer, prorated_base_fee
 from meterdesk.domain.units import Aggregation
 from meterdesk.services.context import now_us
 from meterdesk.services.shapes import money, plain, timestamp
@@ -32,6 +33,7 @@ from meterdesk.store.queries import (
     customer_with_balance,
     fetch,
     period_basics,
+    period_subscribers,
     plan_for_period,
     rollup_totals,
     unit_by_id,
@@ -39,6 +41,8 @@ from meterdesk.store.queries import (
 from meterdesk.store.schema import customer_balances, units, usage_daily, usage_entries
 
 GRANULARITIES = ("hour", "day", "month")
+_ZERO = Decimal(0)
+_NOTHING: dict = {}
 HOUR_US = 3_600_000_000
 
 
@@ -462,55 +466,61 @@ class CustomerPeriod:
 def period_report(ledger: Ledger, period: str | Period | None = None) -> list[CustomerPeriod]:
     """Every customer subscribed in a period with its usage priced, largest total first.
 
-    This is the aggregation behind closing a period and the top-customers list, done in a handful of
-    queries whatever the number of customers: the subscriptions in force, the period's rollup grouped by
-    customer and unit, and the plan versions (cached).
+    This is the aggregation behind closing a period and the top-customers list, done in one round trip
+    whatever the number of customers (store.queries.period_subscribers: the subscriptions in force with
+    their customers, the plan versions, the period's rollup grouped by customer and unit in SQL); plan
+    versions are parsed once per ledger, and each distinct base fee is prorated once.
     """
-    from meterdesk.domain.pricing import charge_amount
-    from meterdesk.store.queries import all_units, customer_from_row, plan_version_in_force, subscriptions_in
-    from meterdesk.store.schema import customers
-
     timeline = timeline_of(ledger)
     chosen = parse_period(period, ledger)
     start_us, _ = timeline.bounds(chosen)
     with ledger.read() as connection:
-        subscribed = subscriptions_in(connection, chosen)
-        units = {row.id: row for row in all_units(connection)}
-        versions = {plan_id: plan_version_in_force(connection, plan_id, start_us, ledger.cache)
-                    for plan_id in {s.plan_id for s in subscribed.values()}}
-        rows = [customer_from_row(row) for row in connection.execute(select(customers).where(customers.c.id.in_(list(subscribed))))]
-        measured: dict[int, dict[str, Decimal]] = {}
-        for customer_id, unit_id, quantity, entries, peak in fetch(
-            connection,
-            "SELECT customer_id, unit_id, sum(quantity), sum(entries), max(peak) FROM usage_daily WHERE period = ? "
-            "GROUP BY customer_id, unit_id",
-            (str(chosen),),
-        ):
-            unit = units[unit_id]
-            if unit.unit.aggregation is Aggregation.MAX:
-                value = decode_quantity(int(peak), unit.unit.decimals)
-            else:
-                value = _bucket_value(unit, quantity, entries)
-            measured.setdefault(customer_id, {})[unit.code] = value
+        read = period_subscribers(connection, chosen, start_us, ledger.cache)
+        units = {unit_id: unit_by_id(connection, unit_id, ledger.cache) for unit_id in {row[1] for row in read.usage}}
+    # Per unit: its code, which rollup column is its aggregated quantity, and how that column is scaled.
+    column = {Aggregation.SUM: 2, Aggregation.COUNT: 3, Aggregation.MAX: 4}
+    decoding = {
+        unit_id: (row.code, column[row.unit.aggregation], 0 if row.unit.aggregation is Aggregation.COUNT else row.unit.decimals)
+        for unit_id, row in units.items()
+    }
+    measured: dict[int, dict[str, Decimal]] = {}
+    for row in read.usage:
+        code, index, decimals = decoding[row[1]]
+        value = int(row[index] or 0)
+        measured.setdefault(row[0], {})[code] = Decimal(value).scaleb(-decimals) if decimals else Decimal(value)
+    pricers: dict[tuple[int, str], tuple] = {}  # (plan version, currency) -> (unit code, pricer) per charge
+    fees: dict[tuple, Decimal] = {}
     report = []
-    for customer in rows:
-        subscription = subscribed[customer.id]
-        plan = versions[subscription.plan_id].plan
-        found = measured.get(customer.id, {})
+    for customer, subscription in read.customers.values():
+        version = read.versions[subscription.plan_id]
+        currency = customer.currency
+        charges = pricers.get((version.id, currency))
+        if charges is None:
+            charges = pricers[(version.id, currency)] = tuple(
+                (charge.unit, charge_pricer(charge, currency)) for charge in version.plan.charges
+            )
+        found = measured.get(customer.id, _NOTHING)
         priced = []
-        for charge in plan.charges:
-            quantity = found.get(charge.unit, Decimal(0))
-            priced.append((charge.unit, quantity, charge_amount(charge, quantity, customer.currency)))
+        usage_amount = _ZERO
+        for code, price in charges:
+            quantity = found.get(code, _ZERO)
+            amount = price(quantity)
+            usage_amount = _EXACT.add(usage_amount, amount)
+            priced.append((code, quantity, amount))
+        fee_key = (version.id, currency, subscription.starts_on, subscription.ends_on)
+        fee = fees.get(fee_key)
+        if fee is None:  # most subscriptions run through the whole period: one proration per plan version
+            fee = fees[fee_key] = base_fee(version, subscription, chosen, currency)
         report.append(
             CustomerPeriod(
                 customer=customer.external_id,
                 name=customer.name,
                 mode=customer.mode,
-                currency=customer.currency,
+                currency=currency,
                 plan=subscription.plan_code,
                 units=tuple(priced),
-                base_fee=base_fee(versions[subscription.plan_id], subscription, chosen, customer.currency),
-                usage_amount=sum((amount for _, _, amount in priced), Decimal(0)),
+                base_fee=fee,
+                usage_amount=usage_amount,
             )
         )
     report.sort(key=lambda row: (-row.total, row.customer))

@@ -241,11 +241,13 @@ __all__ = [
     "fetch",
     "fetch_together",
     "period_basics",
+    "period_subscribers",
     "rollup_totals",
     "run",
     "run_many",
     "last_closed_period",
     "plan_version_by_id",
+    "plan_versions_in_force",
     "plan_for_period",
     "plan_version_in_force",
     "subscription_for",
@@ -469,3 +471,70 @@ def rollup_totals(connection: Connection, customer_id: int, periods: Sequence[st
     """Per unit over whole periods: (unit id, quantity, entries, reversals, adjusted quantity, adjusted
     entries, peak), summed from the daily rollup (the peak is the largest day's)."""
     return fetch(connection, ROLLUP_TOTALS.format(periods=", ".join("?" * len(periods)), customer="?"), (*periods, customer_id))
+
+
+# -- every customer's period at once ------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class PeriodSubscribers:
+    """What pricing every customer's period starts from, read together: each subscribed customer with
+    the subscription pricing the period, the plan versions in force, and the period's rollup totals."""
+
+    customers: dict[int, tuple[CustomerRow, SubscriptionRow]]  # customer id -> (customer, subscription)
+    versions: dict[int, PlanVersionRow]  # plan id -> the version in force at the period's start
+    usage: list[tuple]  # (customer id, unit id, quantity, entries, peak) per customer and unit
+
+
+# Every subscription overlapping a period with its customer and plan code; the latest-starting one of a
+# customer comes last. Parameters: the period's last day, its first day.
+_SUBSCRIBERS = f"""
+SELECT {CUSTOMER_COLUMNS}, s.id, s.plan_id, p.code, s.starts_on, s.ends_on
+FROM subscriptions s JOIN customers c ON c.id = s.customer_id JOIN plans p ON p.id = s.plan_id
+WHERE s.starts_on <= ? AND (s.ends_on IS NULL OR s.ends_on > ?)
+ORDER BY s.starts_on, s.id
+"""
+_PLAN_VERSIONS = "SELECT id, plan_id, version, effective_from FROM plan_versions"
+# Per customer and unit over one period: (customer id, unit id, quantity, entries, peak).
+_PERIOD_USAGE = (
+    "SELECT customer_id, unit_id, sum(quantity), sum(entries), max(peak) FROM usage_daily WHERE period = ? "
+    "GROUP BY customer_id, unit_id"
+)
+
+
+def period_subscribers(connection: Connection, period: Period, period_start_us: int, cache: dict | None = None) -> PeriodSubscribers:
+    """Every customer subscribed in `period` with what prices it, and the period's usage: three queries,
+    sent together (one round trip on PostgreSQL) whatever the number of customers. Plan versions are
+    immutable, so each is parsed once per ledger (`cache`)."""
+    subscriber_rows, version_rows, usage = fetch_together(
+        connection,
+        [
+            (_SUBSCRIBERS, (period.last_day.isoformat(), period.first_day.isoformat())),
+            (_PLAN_VERSIONS, ()),
+            (_PERIOD_USAGE, (str(period),)),
+        ],
+    )
+    found: dict[int, tuple[CustomerRow, SubscriptionRow]] = {}
+    for row in subscriber_rows:  # the latest-starting subscription of a customer comes last, and wins
+        customer = CustomerRow(*row[:8])
+        subscription_id, plan_id, code, starts_on, ends_on = row[8:]
+        ends = date.fromisoformat(ends_on) if ends_on else None
+        found[customer.id] = (customer, SubscriptionRow(subscription_id, plan_id, code, date.fromisoformat(starts_on), ends))
+    in_force = plan_versions_in_force(version_rows, period_start_us)
+    versions = {
+        plan_id: plan_version_by_id(connection, in_force[plan_id], cache)
+        for plan_id in {subscription.plan_id for _, subscription in found.values()}
+    }
+    return PeriodSubscribers(found, versions, usage)
+
+
+def plan_versions_in_force(rows: Sequence[tuple], period_start_us: int) -> dict[int, int]:
+    """plan id -> id of the version pricing a period that starts at `period_start_us`, from (id, plan id,
+    version, effective from) rows: the newest in force at the start, else the plan's first version (as
+    plan_version_in_force)."""
+    best: dict[int, tuple] = {}
+    for version_id, plan_id, version, effective_from in rows:
+        key = (1, effective_from, version) if effective_from <= period_start_us else (0, 0, -version)
+        if plan_id not in best or key > best[plan_id][0]:
+            best[plan_id] = (key, version_id)
+    return {plan_id: version_id for plan_id, (_, version_id) in best.items()}
+
