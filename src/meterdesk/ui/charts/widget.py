@@ -216,7 +216,7 @@ class _UnitRow(_Row):
         self.cumulative.setZValue(10)
         self.overlay.addItem(self.cumulative)
         self.included_line = pg.InfiniteLine(
-            angle=0, movable=False, pen=style.pen(style.ALLOWANCE, 1.4, Qt.PenStyle.DashLine),
+            angle=0, movable=False, pen=style.allowance_pen(),
             label="", labelOpts={"position": 0.99, "anchors": [(1, 1), (1, 1)], "color": style.ALLOWANCE, "fill": (255, 255, 255, 200)},
         )
         self.overlay.addItem(self.included_line, ignoreBounds=True)
@@ -236,7 +236,7 @@ class _UnitRow(_Row):
     def _tier_line(self, index: int) -> pg.InfiniteLine:
         while len(self.tier_lines) <= index:
             line = pg.InfiniteLine(
-                angle=0, movable=False, pen=style.pen(style.TIER, 1.2, Qt.PenStyle.DotLine),
+                angle=0, movable=False, pen=style.tier_pen(),
                 label="", labelOpts={"position": 0.99, "anchors": [(1, 1), (1, 1)], "color": style.TIER, "fill": (255, 255, 255, 200)},
             )
             self.overlay.addItem(line, ignoreBounds=True)
@@ -249,9 +249,12 @@ class _UnitRow(_Row):
         per = style.GRANULARITY_NOUN[model.granularity]
         bar_colour = style.flattened(colour, 200)
         line_colour = style.darker(colour, 150)
-        self.bars.set_brush(pg.mkBrush(bar_colour))
+        if self.changed("bar colour", bar_colour.rgba()):
+            self.bars.set_brush(pg.mkBrush(bar_colour))
         # Wide pens go through Qt's slow stroker; a dense line (a year of hours) reads fine at 1 px.
-        self.cumulative.setPen(style.pen(line_colour, 2.2 if len(track.line_x) <= _WIDE_LINE_POINTS else 1.0))
+        line_width = 2.2 if len(track.line_x) <= _WIDE_LINE_POINTS else 1.0
+        if self.changed("line pen", line_colour.rgba(), line_width):
+            self.cumulative.setPen(style.pen(line_colour, line_width))
         self.bars.set_data(track.starts_s, track.ends_s, track.heights)
         self.cumulative.setData(track.line_x, track.line_y)
 
@@ -290,7 +293,7 @@ class _UnitRow(_Row):
                 xs.append((bucket[0] + bucket[1]) / 2 / US)
                 ys.append(max(float(track.value_at(start)), 0.0) + high * 0.05)
             self.markers.setData(x=np.array(xs), y=np.array(ys))
-        else:
+        elif len(self.markers.data):
             self.markers.setData(x=[], y=[])
 
         self.set_axis_label("left", f"{track.name} per {per}", style.TEXT)
@@ -299,9 +302,9 @@ class _UnitRow(_Row):
         self.set_axis_label("right", line_name, line_colour.name())
         entries = [(self.bars.item, f"{track.name} per {per}"), (self.cumulative, line_name)]
         if allowance.included > 0:
-            entries.append((self._sample("included", pen=style.pen(style.ALLOWANCE, 1.4, Qt.PenStyle.DashLine)), "included allowance"))
+            entries.append((self._sample("included", pen=style.allowance_pen()), "included allowance"))
         if tiers_in_view:
-            entries.append((self._sample("tier", pen=style.pen(style.TIER, 1.2, Qt.PenStyle.DotLine)), "tier boundary"))
+            entries.append((self._sample("tier", pen=style.tier_pen()), "tier boundary"))
         if marks:
             entries.append((self.markers, "correction (reversal)"))
         self.set_legend(entries)
@@ -382,13 +385,13 @@ class _BalanceRow(_Row):
         self.zero = pg.InfiniteLine(pos=0, angle=0, movable=False, pen=style.pen(style.AXIS, 1))
         self.view.addItem(self.zero, ignoreBounds=True)
         self.limit = pg.InfiniteLine(
-            angle=0, movable=False, pen=style.pen(style.BALANCE_NEGATIVE, 1.4, Qt.PenStyle.DashLine),
+            angle=0, movable=False, pen=style.limit_pen(),
             label="", labelOpts={"position": 0.99, "anchors": [(1, 1), (1, 1)], "color": style.BALANCE_NEGATIVE, "fill": (255, 255, 255, 200)},
         )
         self.view.addItem(self.limit, ignoreBounds=True)
         self.model: ChartModel | None = None
         self._extents = (0.0, 1.0)
-        self._limit_sample = _legend_sample(pen=style.pen(style.BALANCE_NEGATIVE, 1.4, Qt.PenStyle.DashLine))
+        self._limit_sample = _legend_sample(pen=style.limit_pen())
         self._line_sample = _legend_sample(pen=style.pen(style.BALANCE, 2.2))
 
     def set_model(self, model: ChartModel) -> None:
