@@ -91,3 +91,47 @@ def test_the_period_report_prices_each_period_with_the_plan_version_in_force(see
             for period in (last_month(), this_month(), str(Period.parse(this_month()).next()))}
     assert [row.base_fee for row in acme.values()] == [Decimal("49.00"), Decimal("49.00"), Decimal("39.00")]
     assert acme[this_month()].units[0] == ("api_calls", Decimal(20000), Decimal("10.00"))
+
+
+def test_a_summary_follows_what_another_desk_changes_in_the_catalog(seeded, ledger_url):
+    from meterdesk.services.catalog import assign_plan
+    from meterdesk.store.engine import open_ledger
+
+    record_usage(seeded, "idle", "api_calls", "20000", "i1")
+    assert usage_summary(seeded, "idle").total == Decimal("59.00")  # 10000 billable at 0.001, plus 49
+    other_desk = open_ledger(ledger_url)
+    try:
+        save_plan(other_desk, dict(PRO_PLAN, base_fee="45.00"), actor="t")  # unused: a new version at once
+        assert usage_summary(seeded, "idle").total == Decimal("55.00")
+        save_plan(other_desk, dict(PRO_PLAN, code="flat", name="Flat", charges=[]), actor="t")
+        assign_plan(other_desk, "idle", "flat", start=this_month() + "-01", actor="t")
+        after = usage_summary(seeded, "idle")
+        assert (after.plan, after.base_fee, after.usage_amount) == ("flat", Decimal("49.00"), Decimal(0))
+        assert [unit.quantity for unit in after.units if unit.unit == "api_calls"] == [Decimal(20000)]
+    finally:
+        other_desk.close()
+
+
+def test_a_summary_leaves_its_connection_ready_for_the_next_transaction(seeded):
+    from sqlalchemy import literal, select
+
+    from meterdesk.store.queries import fetch_alone
+
+    if seeded.dialect == "postgresql":
+        from psycopg.pq import TransactionStatus
+
+    for _ in range(8):  # past psycopg's prepare threshold: the statement runs prepared
+        usage_summary(seeded, "acme", period=last_month())
+    daily = usage_summary(seeded, "acme", period=last_month(), granularity="day")  # more statements after it
+    assert sum(point.quantity for point in daily.series if point.unit == "api_calls") == Decimal(150000)
+    with seeded.read() as connection:
+        assert fetch_alone(connection, "SELECT 1") == [(1,)]
+        assert fetch_alone(connection, "SELECT 2") == [(2,)]
+        assert connection.execute(select(literal(3))).scalar() == 3  # and then statements in a transaction
+        if seeded.dialect == "postgresql":
+            driver = connection.connection.driver_connection
+            assert driver.autocommit is False and driver.info.transaction_status == TransactionStatus.INTRANS
+    record_usage(seeded, "acme", "api_calls", "1", "after", occurred_at=last_month_at(20))
+    assert usage_summary(seeded, "acme", period=last_month()).units[0].quantity == Decimal(150001)
+    with pytest.raises(Exception, match="unknown customer"):
+        usage_summary(seeded, "nobody", period=last_month())

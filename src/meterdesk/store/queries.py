@@ -239,6 +239,7 @@ __all__ = [
     "customer_with_balance",
     "event_context",
     "fetch",
+    "fetch_alone",
     "fetch_together",
     "period_basics",
     "period_subscribers",
@@ -326,6 +327,29 @@ def fetch_together(connection: Connection, statements: Sequence[tuple[str, Seque
     return [cursor.fetchall() for cursor in cursors]
 
 
+def fetch_alone(connection: Connection, sql: str, params: Sequence = ()) -> list[tuple]:
+    """The rows of one statement that is all a read needs, run as a transaction of its own.
+
+    On PostgreSQL a single statement sees one snapshot however it is run, so when `connection` has not
+    started its transaction yet the statement goes in autocommit mode: psycopg's BEGIN and the COMMIT,
+    a round trip each, are left out (later statements of the same read begin a transaction as usual).
+    SQLite: as fetch().
+    """
+    if connection.dialect.name != "postgresql":
+        return fetch(connection, sql, params)
+    from psycopg.pq import TransactionStatus  # the driver of PostgreSQL ledgers only
+
+    driver = connection.connection.driver_connection
+    if driver.autocommit or driver.info.transaction_status != TransactionStatus.IDLE:
+        return fetch(connection, sql, params)
+    driver.autocommit = True
+    try:
+        return driver.execute(_percent_style(sql), params).fetchall()
+    finally:
+        if driver.info.transaction_status == TransactionStatus.IDLE:  # a broken connection is left to fail its next use
+            driver.autocommit = False
+
+
 def run(connection: Connection, sql: str, params: Sequence = ()) -> None:
     connection.connection.driver_connection.execute(_driver_sql(connection, sql), params)
 
@@ -383,32 +407,53 @@ class PeriodBasics:
     rollup: list[tuple]  # rollup_totals' rows for the period
 
 
-_BY_EXTERNAL_ID = "(SELECT id FROM customers WHERE external_id = ?)"
+# A customer with its balance, the subscription pricing a period with its plan code and plan version in force,
+# and the period's rollup per unit (one row per unit; one row of NULL rollup columns without usage).
+# Parameters: period start (us), the period's last day, its first day, the period, external id (twice).
+_PERIOD_BASICS = f"""
+SELECT {CUSTOMER_COLUMNS}, b.balance,
+       s.id, s.plan_id, p.code, s.starts_on, s.ends_on,
+       (SELECT v.id FROM plan_versions v WHERE v.plan_id = s.plan_id AND v.effective_from <= ?
+        ORDER BY v.effective_from DESC, v.version DESC LIMIT 1),
+       r.unit_id, r.quantity, r.entries, r.reversals, r.adjusted_quantity, r.adjusted_entries, r.peak
+FROM customers c
+LEFT JOIN customer_balances b ON b.customer_id = c.id
+LEFT JOIN subscriptions s ON s.id = (
+    SELECT s2.id FROM subscriptions s2 WHERE s2.customer_id = c.id AND s2.starts_on <= ?
+    AND (s2.ends_on IS NULL OR s2.ends_on > ?) ORDER BY s2.starts_on DESC, s2.id DESC LIMIT 1)
+LEFT JOIN plans p ON p.id = s.plan_id
+LEFT JOIN (
+    SELECT customer_id, unit_id, sum(quantity) AS quantity, sum(entries) AS entries, sum(reversals) AS reversals,
+           sum(adjusted_quantity) AS adjusted_quantity, sum(adjusted_entries) AS adjusted_entries, max(peak) AS peak
+    FROM usage_daily
+    WHERE period = ? AND customer_id = (SELECT id FROM customers WHERE external_id = ?)
+    GROUP BY customer_id, unit_id
+) r ON r.customer_id = c.id
+WHERE c.external_id = ?
+"""
 
 
 def period_basics(connection: Connection, external_id: str, period: Period, period_start_us: int, cache: dict | None = None) -> PeriodBasics:
     """A customer with its balance, the subscription and plan version pricing `period`, and the period's
-    rollup per unit: three queries sent together."""
-    customer_rows, subscription_rows, rollup = fetch_together(
+    rollup per unit: one statement, run on its own (fetch_alone: one round trip on PostgreSQL, and one
+    snapshot for all of it). Plan versions are immutable and parsed once per ledger (`cache`)."""
+    rows = fetch_alone(
         connection,
-        [
-            (f"SELECT {CUSTOMER_COLUMNS}, b.balance FROM customers c LEFT JOIN customer_balances b ON b.customer_id = c.id "
-             "WHERE c.external_id = ?", (external_id,)),
-            (SUBSCRIPTION_IN_FORCE.replace("s.customer_id = ?", f"s.customer_id = {_BY_EXTERNAL_ID}"),
-             (period_start_us, external_id, period.last_day.isoformat(), period.first_day.isoformat())),
-            (ROLLUP_TOTALS.format(periods="?", customer=_BY_EXTERNAL_ID), (str(period), external_id)),
-        ],
+        _PERIOD_BASICS,
+        (period_start_us, period.last_day.isoformat(), period.first_day.isoformat(), str(period), external_id, external_id),
     )
-    if not customer_rows:
+    if not rows:
         raise NotFound(f"customer: unknown customer {external_id!r}")
+    first = rows[0]
     subscription = version = None
-    if subscription_rows:
-        subscription, version_id = _subscription(subscription_rows[0])
+    if first[9] is not None:
+        subscription, version_id = _subscription(first[9:15])
         if version_id is None:  # every version starts later: plan_version_in_force knows what prices it
             version = plan_version_in_force(connection, subscription.plan_id, period_start_us, cache)
         else:
             version = plan_version_by_id(connection, version_id, cache)
-    return PeriodBasics(CustomerRow(*customer_rows[0][:8]), customer_rows[0][8], subscription, version, rollup)
+    rollup = [row[15:] for row in rows if row[15] is not None]
+    return PeriodBasics(CustomerRow(*first[:8]), first[8], subscription, version, rollup)
 
 
 @dataclass(frozen=True, slots=True)
