@@ -82,7 +82,8 @@ class _Row:
         self.plot.getAxis("left").setStyle(tickAlpha=255)
         self.plot.getAxis("left").setWidth(AXIS_WIDTH)
         self.plot.getAxis("right").setWidth(AXIS_WIDTH)
-        self.legend = pg.LegendItem(offset=(6, 2), brush=pg.mkBrush(255, 255, 255, 225), pen=style.pen("#d5dbe1"), labelTextColor=style.TEXT, horSpacing=14)
+        # An opaque box: grid lines no longer show through the legend's text, and it fills faster.
+        self.legend = pg.LegendItem(offset=(6, 2), brush=pg.mkBrush(style.BACKGROUND), pen=style.pen("#d5dbe1"), labelTextColor=style.TEXT, horSpacing=14)
         self.legend.setParentItem(self.view)
         self.highlight = pg.LinearRegionItem(
             values=(0, 0), movable=False, brush=pg.mkBrush(style.with_alpha(style.HIGHLIGHT, 24)), pen=pg.mkPen(None)
