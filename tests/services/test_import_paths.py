@@ -3,6 +3,7 @@ process, request ids looked up first or left to the unique key."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -103,3 +104,78 @@ def test_an_unreadable_file_read_by_the_reader_process_is_invalid_input(seeded, 
     path.write_bytes(b"acme,api_calls,1,r1\n\xff\xfe not utf-8\n")
     with pytest.raises(InvalidInput, match="file"):
         import_usage(seeded, path)
+
+
+def _this_period_at(ledger, second: int) -> str:
+    """A UTC timestamp `second` seconds into the ledger's current period (the shape the fast lane reads)."""
+    from datetime import UTC, datetime
+
+    from meterdesk.services.context import now_us
+    from meterdesk.services.writer import timeline_of
+
+    timeline = timeline_of(ledger)
+    start, _ = timeline.bounds(timeline.period_of(now_us()))
+    return datetime.fromtimestamp(start // 1_000_000 + second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _fast_lane_file(ledger, path) -> None:
+    clean = [f"{'bolt' if n % 3 else 'acme'},{'storage_gb' if n % 5 == 0 else 'api_calls'},{n % 7 + 1}{'.5' if n % 5 == 0 else ''},"
+             f"fast-{n},{_this_period_at(ledger, n)}" for n in range(40)]
+    seats = [f"bolt,seats,{n % 4 + 1},seat-{n},{_this_period_at(ledger, 100 + n)}" for n in range(8)]
+    messy = [
+        f"acme,api_calls,abc,bad-1,{_this_period_at(ledger, 200)}",  # a bad amount: its batch goes the general way
+        f"ghost,api_calls,1,bad-2,{_this_period_at(ledger, 201)}",
+        "",
+        f"bolt,api_calls,5,fast-1,{_this_period_at(ledger, 1)}",  # the same request id, another event: a conflict
+        f"bolt,api_calls,3,fast-2,{_this_period_at(ledger, 2)}",  # the same event again: a duplicate
+        f"acme,api_calls,4,late-{0},{_this_period_at(ledger, 203)}",
+    ]
+    tail = [f"acme,api_calls,1,tail-{n},{_this_period_at(ledger, 300 + n)}" for n in range(8)]
+    quoted = [f'acme,api_calls,2,"quoted-{n}",{_this_period_at(ledger, 400 + n)}' for n in range(3)] + ["bolt,api_calls,2,after-quotes,"]
+    path.write_text("customer,unit,amount,request_id,occurred_at\n" + "\n".join(clean + seats + messy + tail + quoted) + "\n")
+
+
+@pytest.mark.parametrize("reader_process", [False, True], ids=["in-process", "reader-process"])
+def test_the_fast_lane_records_what_the_general_path_records(seeded, tmp_path, monkeypatch, reader_process):
+    """Clean batches go through services/bulk_import.py; the same file through the general path alone gives
+    the same entries, rollup, balances, outcome and errors (line numbers included) — then again, as a re-run."""
+    from meterdesk.services import bulk_import
+    from meterdesk.store.engine import open_ledger
+
+    path = tmp_path / "usage.csv"
+    _fast_lane_file(seeded, path)
+    monkeypatch.setattr(usage, "EXPECT_NEW_AFTER", 5)
+    if reader_process:
+        monkeypatch.setattr(usage, "READER_PROCESS_BYTES", 0)
+
+    reference = open_ledger(f"sqlite:///{tmp_path / 'reference.sqlite3'}")
+    seed(reference)
+    grant_credits(reference, "bolt", "100", "g")
+    with monkeypatch.context() as general_only:
+        general_only.setattr(bulk_import.ColumnReader, "check", lambda *arguments: None)
+        general_only.setattr(usage, "READER_PROCESS_BYTES", 1 << 40)
+        expected = [import_usage(reference, path, batch_size=8) for _ in range(2)]
+    expected_state = _ledger_state(reference)
+    reference.close()
+    assert (expected[0].recorded, expected[0].duplicates, expected[0].rejected) == (61, 1, 3)
+
+    written = []
+    original = bulk_import.write_columns
+
+    def counting(*arguments, **keywords):
+        outcome = original(*arguments, **keywords)
+        written.append(outcome)
+        return outcome
+
+    monkeypatch.setattr(usage, "write_columns", counting)
+    found = [import_usage(seeded, path, batch_size=8) for _ in range(2)]
+    if not reader_process:
+        assert sum(1 for outcome in written if outcome is not None) >= 6, "the clean batches went through the fast lane"
+    assert [_outcome(result) for result in found] == [_outcome(result) for result in expected]
+    # Entry ids may differ (the general path inserts a batch in key order, the fast lane in file order).
+    def errors(result) -> list:
+        return [(error["line"], re.sub(r"entry \d+", "entry N", error["error"])) for error in result.errors]
+
+    assert [errors(result) for result in found] == [errors(result) for result in expected]
+    assert _ledger_state(seeded) == expected_state
+    assert (found[1].recorded, found[1].duplicates) == (0, 62)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from functools import lru_cache
+from itertools import chain, islice
 from pathlib import Path
 
 from sqlalchemy import select
@@ -22,6 +23,7 @@ from meterdesk.domain.periods import MAX_FUTURE_SKEW, check_not_future, from_mic
 from meterdesk.domain.units import MAX_AMOUNT, validate_request_id, validate_usage_amount
 from meterdesk.services.context import default_actor, now_us
 from meterdesk.services.shapes import exact_money, money
+from meterdesk.services.bulk_import import FAST_COLUMNS, ColumnBatch, ColumnReader, rows_of, write_columns
 from meterdesk.services.writer import EntryWriter, NewEntry, StoredEntry, mismatch, over_limit
 from meterdesk.store.codec import decode_money, decode_quantity, encode_quantity
 from meterdesk.store.engine import Ledger
@@ -223,17 +225,16 @@ def _detect_format(path: Path, head: str) -> str:
     return "jsonl" if head.lstrip().startswith("{") else "csv"
 
 
-def _csv_records(handle) -> Iterator[tuple[int, list | str]]:
+def _csv_records(handle, *, first_line: int = 1, header: bool = True, width: int = len(IMPORT_FIELDS)) -> Iterator[tuple[int, list | str]]:
     """(line number, fields in IMPORT_FIELDS order or an error) for every non-blank CSV line; a leading
-    header row is optional. Missing trailing fields are None."""
+    header row is optional. Missing trailing fields are None. `first_line`: the number of the handle's
+    first line in the file; `header`: whether that line may be the header."""
     reader = csv.reader(handle)
     order: list[int] | None = None  # where each of IMPORT_FIELDS is in a row, after a header that reorders them
-    width = len(IMPORT_FIELDS)
+    offset = first_line - 1
     for row in reader:
-        line = reader.line_num
-        if not row or all(not cell.strip() for cell in row):
-            continue
-        if line == 1 and row[0].strip().lower() == "customer":
+        line = reader.line_num + offset
+        if header and reader.line_num == 1 and row and row[0].strip().lower() == "customer":
             names = [cell.strip().lower() for cell in row]
             unknown = [name for name in names if name not in IMPORT_FIELDS]
             if unknown:
@@ -242,15 +243,65 @@ def _csv_records(handle) -> Iterator[tuple[int, list | str]]:
             if names != list(IMPORT_FIELDS[: len(names)]):
                 order = [names.index(name) if name in names else -1 for name in IMPORT_FIELDS]
             continue
-        if len(row) < 4 or len(row) > width:
-            yield line, f"line has {len(row)} fields; expected customer,unit,amount,request_id[,occurred_at][,note]"
+        record = _csv_record(row, width, order)
+        if record is not None:
+            yield line, record
+
+
+def _csv_record(row: list[str], width: int, order: list[int] | None = None) -> list | str | None:
+    """A CSV row's fields in IMPORT_FIELDS order, an error, or None for a blank line."""
+    if not row or all(not cell.strip() for cell in row):
+        return None
+    if len(row) < 4 or len(row) > width:
+        return f"line has {len(row)} fields; expected customer,unit,amount,request_id[,occurred_at][,note]"
+    if order is None:
+        if len(row) < 6:
+            row += [None] * (6 - len(row))
+        return row
+    return [row[i] if 0 <= i < len(row) else None for i in order]
+
+
+def _read_csv_fast(importer: "_Importer", handle, batch_size: int) -> Iterator:
+    """A CSV file's batches: clean ones checked column by column (services/bulk_import.py) and handed on as
+    a ColumnBatch, any other the general way (a validated batch). A file whose header reorders the columns
+    goes the general way throughout; so does the rest of a file from the first quote character on (a
+    quoted field may span lines)."""
+    first = handle.readline()
+    if not first:
+        return
+    row = next(csv.reader([first]), [])
+    line = 0
+    pending = [first]
+    width = len(row)
+    if row and row[0].strip().lower() == "customer":
+        names = [cell.strip().lower() for cell in row]
+        if names not in (list(FAST_COLUMNS), list(IMPORT_FIELDS)) or '"' in first:
+            handle.seek(0)
+            yield from _read_in_turn(importer, _csv_records(handle), batch_size, handle)
+            return
+        line, pending = 1, []
+    if width not in (len(FAST_COLUMNS), len(IMPORT_FIELDS)):
+        width = len(IMPORT_FIELDS)  # the column checks will send every batch the general way
+    reader = ColumnReader(importer, width, _MAX_SCALED, lambda now: now + MAX_FUTURE_SKEW_US)
+    while True:
+        lines = pending + list(islice(handle, batch_size - len(pending)))
+        pending = []
+        if not lines:
+            return
+        first_line, line = line + 1, line + len(lines)
+        rows = rows_of(lines)
+        if rows is None:
+            rest = _csv_records(chain(lines, handle), first_line=first_line, header=False, width=width)
+            yield from _read_in_turn(importer, rest, batch_size, handle)
+            return
+        now = now_us()
+        batch = reader.check(rows, first_line, line, _position(handle), now)
+        if batch is not None:
+            yield batch
             continue
-        if order is None:
-            if len(row) < 6:
-                row += [None] * (6 - len(row))
-            yield line, row
-        else:
-            yield line, [row[i] if 0 <= i < len(row) else None for i in order]
+        records = [(first_line + i, record) for i, row in enumerate(rows) if (record := _csv_record(row, width)) is not None]
+        if records:
+            yield importer.validate(records, now, _position(handle))
 
 
 def _jsonl_records(handle) -> Iterator[tuple[int, list | str]]:
@@ -355,11 +406,34 @@ class _Importer:
             rebuilt.append((line, NewEntry(by_id[customer_id], unit, amount, quantity, occurred, request_id, note)))
         return rebuilt
 
-    def write(self, batch: _ValidatedBatch) -> None:
+    def write(self, batch: "_ValidatedBatch | ColumnBatch") -> None:
+        if type(batch) is ColumnBatch:
+            self._write_columns(batch)
+            return
         for line, error in batch.rejected:
             self.result.reject(line, error)
         if batch.entries:
             self._write(batch.entries, now_us())
+
+    def _write_columns(self, batch: ColumnBatch) -> None:
+        """A clean batch through the fast lane; the general path when the fast lane declines it."""
+        now = now_us()
+        outcome = write_columns(self, batch, now, expect_new=self.expect_new)
+        if outcome is None and self.expect_new:
+            self.expect_new = False  # a re-run or an overlap: look every request id up from now on
+            outcome = write_columns(self, batch, now, expect_new=False)
+        if outcome is None:
+            entries = [
+                (batch.first_line + i, *values, None)
+                for i, values in enumerate(zip(batch.customer_ids, batch.unit_ids, batch.quantities, batch.occurred, batch.request_ids))
+            ]
+            self._write(self.rebuild(entries), now)
+            return
+        self.result.recorded += outcome.recorded
+        self.result.duplicates += outcome.duplicates
+        for line, error in outcome.rejected:
+            self.result.reject(line, error)
+        self.expect_new = not outcome.duplicates and not outcome.rejected and outcome.recorded >= EXPECT_NEW_AFTER
 
     def _validate(self, fields: list, now: int) -> NewEntry:
         customer_text, unit_text, raw_amount, raw_request_id, raw_time, note = fields
@@ -558,10 +632,13 @@ def import_usage(
         else:
             head = handle.read(4096)
             handle.seek(0)
-            # PostgreSQL: validate the next batch on a thread while the server writes this one. SQLite
-            # writes in this process, where a second Python thread only takes turns with it for the GIL.
-            read = _read_ahead if ledger.dialect == "postgresql" else _read_in_turn
-            batches = read(importer, _records(path, head, handle), batch_size, handle)
+            if _detect_format(path, head) == "csv":
+                batches = _read_csv_fast(importer, handle, batch_size)
+            else:
+                # PostgreSQL: validate the next batch on a thread while the server writes this one. SQLite
+                # writes in this process, where a second Python thread only takes turns with it for the GIL.
+                read = _read_ahead if ledger.dialect == "postgresql" else _read_in_turn
+                batches = read(importer, _records(path, head, handle), batch_size, handle)
         try:
             for batch in batches:
                 reported = len(result.errors)
@@ -614,6 +691,9 @@ def _read_in_process(ledger: Ledger, importer: _Importer, path: Path, batch_size
                 raise csv.Error(message[1])
             if message[0] == "error":
                 raise message[1]
+            if message[0] == "columns":
+                yield message[1]
+                continue
             _, last_line, bytes_read, entries, rejected = message
             yield _ValidatedBatch(last_line, bytes_read, importer.rebuild(entries), rejected)
     finally:
@@ -641,7 +721,14 @@ def _reader_process(url: str, path: str, batch_size: int, sending) -> None:
             with Path(path).open("r", encoding="utf-8-sig", newline="") as handle:
                 head = handle.read(4096)
                 handle.seek(0)
-                for batch in _read_in_turn(importer, _records(Path(path), head, handle), batch_size, handle):
+                if _detect_format(Path(path), head) == "csv":
+                    batches = _read_csv_fast(importer, handle, batch_size)
+                else:
+                    batches = _read_in_turn(importer, _records(Path(path), head, handle), batch_size, handle)
+                for batch in batches:
+                    if type(batch) is ColumnBatch:
+                        sending.send(("columns", batch))
+                        continue
                     entries = [
                         (line, e.customer.id, e.unit.id, e.quantity, e.occurred_at, e.request_id, e.note) for line, e in batch.entries
                     ]

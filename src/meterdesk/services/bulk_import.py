@@ -1,0 +1,421 @@
+"""The fast lane of `meterdesk usage import`: clean CSV batches read and written column by column.
+
+Almost every line of a usage file a product's servers write looks the same: a known customer and unit, a
+plain amount, a request id, a UTC timestamp to the second. The general import path (services/usage.py)
+reads such a line through a dozen Python calls and builds an object for it; at a million lines that is
+most of an import's time. Here a batch of lines is checked a column at a time instead — each check one
+call into C over the whole column (a regular expression over the joined timestamps, `str.isprintable`
+over the joined request ids, dictionary lookups through `map`) — and written as plain tuples.
+
+The fast lane only ever takes a batch it can prove clean; it hands anything else to the general path,
+which stays the authority for every rule and every error message:
+- reading: a batch with a quote character, a blank or short line, an unknown customer or unit, an
+  amount or a timestamp of any other shape, a request id or note that is not plainly valid;
+- writing: a batch whose lines fall in more than one period, or in a period already closed for one of
+  its customers (late usage), or that repeats a request id within itself.
+Prepaid charges, the daily rollup and the balances are the same `EntryWriter` bookkeeping the general
+path uses; only the per-line work around them is done in bulk.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from bisect import bisect_right
+from datetime import UTC, datetime
+from itertools import repeat
+from typing import NamedTuple
+
+from meterdesk.domain.units import MAX_REQUEST_ID_LENGTH, Aggregation
+from meterdesk.services.writer import ENTRY_COLUMNS, EntryWriter, NewEntry, StoredEntry, timeline_of
+from meterdesk.store.codec import decode_quantity
+from meterdesk.store.engine import Ledger
+
+FAST_COLUMNS = ("customer", "unit", "amount", "request_id", "occurred_at")
+# A whole column of UTC timestamps to the second, one per line: the shape the general parser's fast path
+# (usage._UTC_SECOND) takes; the dates themselves are then checked by datetime.fromisoformat.
+_UTC_COLUMN = re.compile(r"(?:\d{4}-\d\d-\d\dT(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\dZ\n)*")
+_AMOUNT = re.compile(r"(\d{1,16})(?:\.(\d{1,6}))?")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = datetime.resolution
+
+
+class ColumnBatch(NamedTuple):
+    """A clean batch: line `first_line + i` is entry i. Plain lists, so it crosses a process pipe cheaply."""
+
+    first_line: int
+    last_line: int
+    bytes_read: int
+    customer_ids: list[int]
+    unit_ids: list[int]
+    quantities: list[int]  # scaled by the unit's decimals
+    occurred: list[int]  # microseconds
+    request_ids: list[str]
+    notes: list[str | None] | None  # None: no line has a note
+
+
+class ColumnReader:
+    """Checks batches of parsed CSV rows column by column against the ledger's customers and units."""
+
+    def __init__(self, importer, width: int, max_amount_scaled: list[int], future_limit) -> None:
+        self.importer = importer  # usage._Importer: its customer and unit lookups
+        self.width = width
+        self.max_scaled = max_amount_scaled
+        self.future_limit = future_limit  # now -> the latest acceptable instant (microseconds)
+        self.customer_ids: dict[str, int] = {}
+        self.unit_ids: dict[str, int] = {}
+        self.unit_decimals: dict[str, int] = {}
+        self.amounts: dict[tuple[str, int], int] = {}
+
+    def check(self, rows: list[list[str]], first_line: int, last_line: int, bytes_read: int, now: int) -> ColumnBatch | None:
+        """The batch as columns, or None when any line needs the general path."""
+        n = len(rows)
+        if not n or set(map(len, rows)) != {self.width}:
+            return None
+        columns = list(zip(*rows))
+        customer_texts, unit_texts, amount_texts, request_ids, times = columns[:5]
+        customer_ids = self._lookup(customer_texts, self.customer_ids, self._load_customers)
+        unit_ids = self._lookup(unit_texts, self.unit_ids, self._load_units)
+        if customer_ids is None or unit_ids is None:
+            return None
+        quantities = self._amounts(amount_texts, unit_texts)
+        if quantities is None or not self._plain_request_ids(request_ids):
+            return None
+        occurred = self._times(times, now)
+        if occurred is None:
+            return None
+        notes = None
+        if self.width == 6:
+            note_column = columns[5]
+            if any(note_column):
+                return None  # notes are rare: the general path validates them
+        return ColumnBatch(first_line, last_line, bytes_read, customer_ids, unit_ids, quantities, occurred,
+                           list(request_ids), notes)
+
+    # -- columns ------------------------------------------------------------------------------------
+    def _lookup(self, texts, known: dict, load) -> list[int] | None:
+        missing = set(texts).difference(known)
+        if missing:
+            load(missing)
+            if not missing.issubset(known):
+                return None  # unknown (or padded with spaces): the general path says which
+        return list(map(known.__getitem__, texts))
+
+    def _load_customers(self, external_ids: set[str]) -> None:
+        importer = self.importer
+        importer._load_customers(external_ids)
+        for external_id in external_ids:
+            customer = importer.customers.get(external_id)
+            if customer is not None:
+                self.customer_ids[external_id] = customer.id
+
+    def _load_units(self, codes: set[str]) -> None:
+        importer = self.importer
+        importer._load_units(codes)
+        for code in codes:
+            unit = importer.units.get(code)
+            if unit is not None:
+                self.unit_ids[code] = unit.id
+                self.unit_decimals[code] = unit.unit.decimals
+
+    def _amounts(self, texts, unit_texts) -> list[int] | None:
+        decimals = list(map(self.unit_decimals.__getitem__, unit_texts))
+        keys = list(zip(texts, decimals))
+        known = self.amounts
+        found = list(map(known.get, keys))
+        if None in found:
+            for index, value in enumerate(found):
+                if value is None:
+                    quantity = self._amount(*keys[index])
+                    if quantity is None:
+                        return None
+                    found[index] = quantity
+                    if len(known) < 1 << 18:
+                        known[keys[index]] = quantity
+        return found
+
+    def _amount(self, text: str, decimals: int) -> int | None:
+        """A plain positive amount scaled by `decimals` (the same reading as usage._plain_quantity)."""
+        match = _AMOUNT.fullmatch(text)
+        if not match:
+            return None
+        whole, fraction = match[1], match[2] or ""
+        if fraction[decimals:].strip("0"):
+            return None
+        quantity = int(whole) * 10**decimals + (int(fraction[:decimals].ljust(decimals, "0")) if decimals else 0)
+        return quantity if 0 < quantity <= self.max_scaled[decimals] else None
+
+    @staticmethod
+    def _plain_request_ids(request_ids) -> bool:
+        lengths = list(map(len, request_ids))
+        if min(lengths) < 1 or max(lengths) > MAX_REQUEST_ID_LENGTH:
+            return False
+        if not "".join(request_ids).isprintable():
+            return False
+        return min(map(len, map(str.strip, request_ids))) > 0  # not only whitespace
+
+    def _times(self, texts, now: int) -> list[int] | None:
+        joined = "\n".join(texts) + "\n"
+        if not _UTC_COLUMN.fullmatch(joined):
+            return None
+        try:
+            instants = list(map(datetime.fromisoformat, texts))
+        except ValueError:
+            return None  # a day or month that does not exist: the general parser words it
+        micros = [(instant - _EPOCH) // _MICROSECOND for instant in instants]
+        if max(micros) > self.future_limit(now):
+            return None
+        return micros
+
+
+def rows_of(lines: list[str]) -> list[list[str]] | None:
+    """The CSV rows of lines without a quote character (each line one row), or None."""
+    if any('"' in line for line in lines):
+        return None
+    return list(csv.reader(lines))
+
+
+# -- writing ---------------------------------------------------------------------------------------------
+
+class Outcome(NamedTuple):
+    recorded: int
+    duplicates: int
+    rejected: list[tuple[int, str]]
+
+
+class _NotForTheFastLane(Exception):
+    """Raised inside the write transaction to roll it back: the general path takes the batch."""
+
+
+def write_columns(importer, batch: ColumnBatch, now: int, *, expect_new: bool) -> Outcome | None:
+    """Write a clean batch in one transaction; None (nothing written) when the general path must take it.
+
+    With `expect_new` the request ids are not looked up first: the insert's unique key is the only check,
+    and a batch that finds one taken is rolled back and returned as None for the general path.
+    """
+    ledger: Ledger = importer.ledger
+    timeline = timeline_of(ledger)
+    occurred = batch.occurred
+    period = timeline.period_of(min(occurred))
+    _, end = timeline.bounds(period)
+    if max(occurred) >= end:
+        return None  # spans two periods
+    name = timeline.name(period)
+    customer_ids, unit_ids, request_ids = batch.customer_ids, batch.unit_ids, batch.request_ids
+    n = len(request_ids)
+    if len(set(zip(customer_ids, request_ids))) < n:
+        return None  # the file repeats a request id within the batch: the general path says how
+    try:
+        with ledger.write() as connection:
+            customers = _customers(importer, connection, set(customer_ids))
+            units = _units(importer, connection, set(unit_ids))
+            writer = EntryWriter(connection, ledger, now, "import", importer.actor)
+            ids = sorted(set(customer_ids))
+            writer.lock_customers(ids)
+            if any(last is not None and last >= name for last in _last_closed(connection, ids)):
+                raise _NotForTheFastLane  # late usage for someone: placement is the general path's
+            fresh: range | list[int] = range(n)
+            duplicates = 0
+            rejected: list[tuple[int, str]] = []
+            if not expect_new:
+                found = _existing(connection, batch)
+                if found:
+                    differing = [index for index, same in found if not same]
+                    duplicates = len(found) - len(differing)
+                    for index in differing:
+                        rejected.append((batch.first_line + index, _conflict(connection, batch, index, customers, units)))
+                    taken = {index for index, _ in found}
+                    fresh = [index for index in range(n) if index not in taken]
+            rows = _prepare(writer, batch, fresh, customers, units, period, name, timeline.days(period))
+            if not _insert(connection, rows, now, importer.actor):
+                raise _NotForTheFastLane  # a request id was taken after all (a racing import)
+            writer.flush(balances=False)
+    except _NotForTheFastLane:
+        return None
+    return Outcome(len(rows), duplicates, rejected)
+
+
+def _customers(importer, connection, ids: set[int]) -> dict:
+    from sqlalchemy import select
+
+    from meterdesk.store.queries import customer_from_row
+    from meterdesk.store.schema import customers
+
+    by_id = importer.customers_by_id
+    missing = sorted(ids.difference(by_id))
+    for start in range(0, len(missing), 1000):
+        for row in connection.execute(select(customers).where(customers.c.id.in_(missing[start : start + 1000]))):
+            by_id[row.id] = customer_from_row(row)
+    return by_id
+
+
+def _units(importer, connection, ids: set[int]) -> dict:
+    from meterdesk.store.queries import unit_by_id
+
+    by_id = importer.units_by_id
+    for unit_id in ids.difference(by_id):
+        by_id[unit_id] = unit_by_id(connection, unit_id, importer.ledger.cache)
+    return by_id
+
+
+def _last_closed(connection, ids: list[int]) -> list[str | None]:
+    """The last closed period of each of these customers that has one."""
+    rows = connection.exec_driver_sql("SELECT customer_id, max(period) FROM invoices GROUP BY customer_id").all()
+    wanted = set(ids)
+    return [period for customer_id, period in rows if customer_id in wanted]
+
+
+def _existing(connection, batch: ColumnBatch) -> list[tuple[int, bool]]:
+    """(index, same event) of every line of the batch whose request id is already recorded for its customer;
+    the comparison (unit, amount, occurred_at: what makes a retry the same request) is done in SQL."""
+    same = "e.unit_id = k.unit_id AND e.quantity = k.quantity AND e.occurred_at = k.occurred_at"
+    if connection.dialect.name == "postgresql":
+        rows = connection.exec_driver_sql(
+            f"SELECT k.i - 1, {same} FROM unnest(%b::bigint[], %b::text[], %b::bigint[], %b::bigint[], %b::bigint[]) "
+            "WITH ORDINALITY AS k(customer_id, request_id, unit_id, quantity, occurred_at, i) "
+            "JOIN usage_entries e ON e.customer_id = k.customer_id AND e.request_id = k.request_id",
+            (batch.customer_ids, batch.request_ids, batch.unit_ids, batch.quantities, batch.occurred),
+        ).all()
+        return [(index, bool(equal)) for index, equal in rows]
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS meterdesk_import_keys (i INTEGER PRIMARY KEY, customer_id INTEGER, "
+            "request_id TEXT, unit_id INTEGER, quantity INTEGER, occurred_at INTEGER)"
+        )
+        cursor.execute("DELETE FROM meterdesk_import_keys")
+        cursor.executemany(
+            "INSERT INTO meterdesk_import_keys VALUES (?, ?, ?, ?, ?, ?)",
+            zip(range(len(batch.request_ids)), batch.customer_ids, batch.request_ids, batch.unit_ids, batch.quantities, batch.occurred),
+        )
+        # CROSS JOIN keeps the batch the outer loop: one unique-index probe per line.
+        rows = cursor.execute(
+            f"SELECT k.i, {same} FROM meterdesk_import_keys k CROSS JOIN usage_entries e "
+            "ON e.customer_id = k.customer_id AND e.request_id = k.request_id"
+        ).fetchall()
+        cursor.execute("DELETE FROM meterdesk_import_keys")
+    finally:
+        cursor.close()
+    return [(index, bool(equal)) for index, equal in rows]
+
+
+def _conflict(connection, batch: ColumnBatch, index: int, customers, units) -> str:
+    """The general path's words for a request id recorded before with a different event."""
+    from meterdesk.services.writer import mismatch
+
+    customer_id, request_id = batch.customer_ids[index], batch.request_ids[index]
+    row = connection.exec_driver_sql(
+        "SELECT id, customer_id, request_id, unit_id, quantity, occurred_at, charged, period, late FROM usage_entries "
+        + ("WHERE customer_id = %s AND request_id = %s" if connection.dialect.name == "postgresql" else "WHERE customer_id = ? AND request_id = ?"),
+        (customer_id, request_id),
+    ).one()
+    stored = StoredEntry(*row[:8], bool(row[8]))
+    unit = units[batch.unit_ids[index]]
+    entry = NewEntry(customers[customer_id], unit, decode_quantity(batch.quantities[index], unit.unit.decimals),
+                     batch.quantities[index], batch.occurred[index], request_id, None)
+    return (
+        f"request_id: {request_id!r} was already recorded for customer {entry.customer.external_id!r} "
+        f"as entry {stored.id} with {mismatch(stored, entry)}; use a new request id for a new event"
+    )
+
+
+def _prepare(writer: EntryWriter, batch: ColumnBatch, fresh, customers, units, period, name: str, days) -> list[tuple]:
+    """Rows (customer, unit, quantity, occurred_at, billed_at, period, request id, charged) of the fresh
+    lines, in file order; the rollup and the prepaid charges booked on the writer as `prepare_many` would."""
+    starts, day_names = days
+    if isinstance(fresh, range):
+        customer_ids, unit_ids, quantities = batch.customer_ids, batch.unit_ids, batch.quantities
+        times, request_ids = batch.occurred, batch.request_ids
+    else:
+        customer_ids = [batch.customer_ids[i] for i in fresh]
+        unit_ids = [batch.unit_ids[i] for i in fresh]
+        quantities = [batch.quantities[i] for i in fresh]
+        times = [batch.occurred[i] for i in fresh]
+        request_ids = [batch.request_ids[i] for i in fresh]
+    count = len(request_ids)
+    if not count:
+        return []
+    day_of = list(map(day_names.__getitem__, map((-1).__add__, map(bisect_right, repeat(starts, count), times))))
+    charged: list[int | None] = [None] * count
+    prepaid = {customer_id for customer_id in set(customer_ids) if customers[customer_id].prepaid}
+    if prepaid:
+        _charge(writer, prepaid, customer_ids, unit_ids, quantities, times, request_ids, customers, units, period, charged)
+    rollup = writer._rollup
+    peak_units = {unit_id for unit_id in set(unit_ids) if units[unit_id].unit.aggregation is Aggregation.MAX}
+    for key, quantity in zip(zip(customer_ids, repeat(name), unit_ids, day_of), quantities):
+        counts = rollup.get(key)
+        if counts is None:
+            counts = rollup[key] = [0, 0, 0, 0, 0, 0]
+        counts[0] += quantity
+        counts[1] += 1
+        if key[2] in peak_units and quantity > counts[5]:
+            counts[5] = quantity
+    return list(zip(customer_ids, unit_ids, quantities, times, times, repeat(name, count), request_ids, charged))
+
+
+def _charge(writer, prepaid, customer_ids, unit_ids, quantities, times, request_ids, customers, units, period, charged) -> None:
+    """Price each prepaid line's charge in file order, exactly as the general path does."""
+    entries = []
+    indexes = []
+    for index, customer_id in enumerate(customer_ids):
+        if customer_id in prepaid:
+            unit = units[unit_ids[index]]
+            entries.append(NewEntry(customers[customer_id], unit, decode_quantity(quantities[index], unit.unit.decimals),
+                                    quantities[index], times[index], request_ids[index], None))
+            indexes.append(index)
+    writer.preload(entries)
+    deltas = writer._balance_deltas
+    for index, entry in zip(indexes, entries):
+        amount = writer.prepaid_charge(entry.customer, entry.unit, period, writer.total_after(entry, period))
+        charged[index] = amount
+        if amount:
+            deltas[entry.customer.id] += amount
+
+
+PLAIN_COLUMNS = "customer_id, unit_id, quantity, occurred_at, billed_at, period, request_id, charged"
+CONSTANT_COLUMNS = "recorded_at, late, kind, corrects_id, source, actor, note"
+
+
+def _insert(connection, rows: list[tuple], now: int, actor: str) -> bool:
+    """Insert the rows (PLAIN_COLUMNS), the columns every row of an import shares written once in the
+    statement; False, when a request id turned out to be taken (the caller rolls back)."""
+    if not rows:
+        return True
+    if connection.dialect.name == "postgresql":
+        return _copy(connection, rows, now, actor)
+    literal = "'" + actor.replace("'", "''") + "'"
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        cursor.executemany(
+            f"INSERT INTO usage_entries ({PLAIN_COLUMNS}, {CONSTANT_COLUMNS}) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, {int(now)}, FALSE, 'usage', NULL, 'import', {literal}, NULL) "
+            "ON CONFLICT (customer_id, request_id) DO NOTHING",
+            rows,
+        )
+        return cursor.rowcount == len(rows)
+    finally:
+        cursor.close()
+
+
+def _copy_text(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _copy(connection, rows: list[tuple], now: int, actor: str) -> bool:
+    """COPY in text format, each line formatted once in Python (request ids are printable: only a
+    backslash needs escaping)."""
+    from psycopg.errors import UniqueViolation
+
+    tail = f"\t{int(now)}\tf\tusage\t\\N\timport\t{_copy_text(actor)}\t\\N\n"
+    escape = _copy_text if any("\\" in row[6] for row in rows) else str
+    null = "\\N"
+    text = "".join(
+        f"{c}\t{u}\t{q}\t{o}\t{b}\t{p}\t{escape(r)}\t{null if m is None else m}{tail}" for c, u, q, o, b, p, r, m in rows
+    )
+    raw = connection.connection.dbapi_connection
+    try:
+        with raw.cursor() as cursor, cursor.copy(f"COPY usage_entries ({PLAIN_COLUMNS}, {CONSTANT_COLUMNS}) FROM STDIN") as copy:
+            copy.write(text)
+    except UniqueViolation:
+        return False
+    return True
