@@ -210,6 +210,9 @@ class _UnitRow(_Row):
         self.plot.getAxis("right").linkToView(self.overlay)
         self.cumulative = pg.PlotDataItem(pen=style.pen("#444444", 2))
         self.cumulative.setDownsampling(auto=True, method="peak")
+        # pyqtgraph keeps ~5 samples per pixel; "peak" already keeps each pixel's low and high, so one bin
+        # per pixel draws the same line with a fifth of the points (there is no setter for this option).
+        self.cumulative.opts["autoDownsampleFactor"] = 1.0
         self.cumulative.setClipToView(True)
         # The value ranges are always fitted to the data, so the line never needs pyqtgraph's guard against
         # huge coordinates, which recomputes the drawn line on every change of the value range.
