@@ -117,28 +117,79 @@ def charge_amount(charge: Charge, quantity: Decimal, currency: str) -> Decimal:
 
 def charge_pricer(charge: Charge, currency: str) -> Callable[[Decimal], Decimal]:
     """charge_amount(charge, ·, currency) as a function of the quantity alone, for pricing many quantities
-    under one charge (every customer of a plan in a period report). What does not depend on the quantity
-    is worked out once; a per-unit charge, the common one, is priced inline. Same Decimal, digit for digit."""
-    exponent = currency_exponent(currency)
-    if charge.model is not PricingModel.PER_UNIT:
-        return lambda quantity: charge_amount(charge, quantity, currency)
-    included, unit_price = charge.included, _set(charge.unit_price, "unit_price")
-    zero = round_money(_ZERO, currency)
-    quantum = Decimal((0, (1,), -exponent))
-    subtract, multiply = _EXACT.subtract, _EXACT.multiply
+    under one charge (every customer of a plan in a period report): the same Decimal, digit for digit.
 
-    def per_unit_amount(quantity: Decimal) -> Decimal:
-        require_decimal(quantity, "quantity")
-        billable = subtract(quantity, included)
-        if not billable > 0:
-            return zero
-        price = multiply(billable, unit_price)
+    What does not depend on the quantity (prices, tier bounds, the rounding quantum) is looked up once,
+    and each model is priced inline, without the breakdown or the helper calls charge_amount goes through.
+    """
+    exponent = currency_exponent(currency)
+    quantum = Decimal((0, (1,), -exponent))
+    included, model = charge.included, charge.model
+    subtract, multiply, add = _EXACT.subtract, _EXACT.multiply, _EXACT.add
+
+    def rounded(price: Decimal) -> Decimal:
         if not price.is_finite():
             return round_money(price, currency)  # which says why it cannot be rounded
-        rounded = price.quantize(quantum, ROUND_HALF_UP, ROUNDING_CONTEXT)
-        return rounded.copy_abs() if rounded.is_zero() else rounded
+        amount = price.quantize(quantum, ROUND_HALF_UP, ROUNDING_CONTEXT)
+        return amount.copy_abs() if amount.is_zero() else amount
 
-    return per_unit_amount
+    def billable_of(quantity: Decimal) -> Decimal:
+        require_decimal(quantity, "quantity")
+        billable = subtract(quantity, included)
+        return billable if billable > 0 else _ZERO
+
+    if model is PricingModel.PER_UNIT:
+        unit_price = _set(charge.unit_price, "unit_price")
+        zero = rounded(_ZERO)
+
+        def per_unit_amount(quantity: Decimal) -> Decimal:
+            require_decimal(quantity, "quantity")
+            billable = subtract(quantity, included)
+            return rounded(multiply(billable, unit_price)) if billable > 0 else zero
+
+        return per_unit_amount
+    tiers = tuple((tier.up_to, tier.unit_price, tier.flat_fee) for tier in charge.tiers)
+    if model is PricingModel.GRADUATED and tiers:
+
+        def graduated_amount(quantity: Decimal) -> Decimal:
+            billable = billable_of(quantity)
+            price = lower = _ZERO
+            entered = False
+            for up_to, unit_price, flat_fee in tiers:  # as _graduated walks them
+                if entered and billable <= lower:
+                    break
+                entered = True
+                upper = billable if up_to is None or billable < up_to else up_to
+                in_tier = subtract(upper, lower)
+                if _ZERO > in_tier:
+                    in_tier = _ZERO
+                price = add(price, add(multiply(in_tier, unit_price), flat_fee))
+                if up_to is None:
+                    break
+                lower = up_to
+            return rounded(price)
+
+        return graduated_amount
+    if model is PricingModel.VOLUME and tiers:
+
+        def volume_amount(quantity: Decimal) -> Decimal:
+            billable = billable_of(quantity)
+            for up_to, unit_price, flat_fee in tiers:  # as _volume_tier: the first tier holding it, else the last
+                if up_to is None or billable <= up_to:
+                    break
+            return rounded(add(multiply(billable, unit_price), flat_fee))
+
+        return volume_amount
+    if model is PricingModel.PACKAGE:
+        size = _set(charge.package_size, "package_size")
+        package_price = _set(charge.package_price, "package_price")
+
+        def package_amount(quantity: Decimal) -> Decimal:
+            whole, rest = _EXACT.divmod(billable_of(quantity), size)
+            return rounded(multiply(add(whole, 1 if rest else 0), package_price))
+
+        return package_amount
+    return lambda quantity: charge_amount(charge, quantity, currency)
 
 
 def incremental_charge(charge: Charge, before: Decimal, after: Decimal) -> Decimal:
