@@ -6,6 +6,7 @@ series and `max` units read ledger rows, and then only the customer's rows of th
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -480,14 +481,14 @@ def period_report(ledger: Ledger, period: str | Period | None = None) -> list[Cu
     # Per unit: its code, which rollup column is its aggregated quantity, and how that column is scaled.
     column = {Aggregation.SUM: 2, Aggregation.COUNT: 3, Aggregation.MAX: 4}
     decoding = {
-        unit_id: (row.code, column[row.unit.aggregation], 0 if row.unit.aggregation is Aggregation.COUNT else row.unit.decimals)
+        unit_id: (row.code, column[row.unit.aggregation], 0 if row.unit.aggregation is Aggregation.COUNT else -row.unit.decimals)
         for unit_id, row in units.items()
     }
-    measured: dict[int, dict[str, Decimal]] = {}
+    measured: defaultdict[int, dict[str, Decimal]] = defaultdict(dict)
     for row in read.usage:
-        code, index, decimals = decoding[row[1]]
-        value = int(row[index] or 0)
-        measured.setdefault(row[0], {})[code] = Decimal(value).scaleb(-decimals) if decimals else Decimal(value)
+        code, index, scale = decoding[row[1]]
+        value = Decimal(row[index])  # an integer (PostgreSQL: an integral numeric); never NULL in a group
+        measured[row[0]][code] = value.scaleb(scale) if scale else value
     pricers: dict[tuple[int, str], tuple] = {}  # (plan version, currency) -> (unit code, pricer) per charge
     fees: dict[tuple, Decimal] = {}
     report = []
