@@ -5,6 +5,12 @@ the rows up to that id never change and pages can be cached. One query numbers t
 sort order and keeps the sort key of every page's first row (an *anchor*); a page is then a keyset read,
 `WHERE (key, id) >= anchor ORDER BY key, id LIMIT n`, whatever its depth — no deep OFFSET. The order always
 ends on the id, so it is deterministic. Entries written after the snapshot are read with `entries_after`.
+
+Numbering millions of rows takes seconds, so a window opens in two steps. `open_window(settled=False)` takes
+only what is cheap: the count from the daily rollup when the filter is one of its keys (customer, unit,
+period, kind), and, in id order over a ledger without gaps in its ids (SQLite never leaves any), every
+anchor by arithmetic. Whatever is still missing, `settle_window` finds later on a worker; meanwhile the pages
+within a few of either end are read by a short OFFSET from that end (`readable`).
 """
 
 from __future__ import annotations
@@ -17,13 +23,16 @@ from sqlalchemy import ColumnElement, Select, func, literal, select, tuple_
 
 from meterdesk.services.entries import EntryFilter, EntryRow, entries_query, entry_from_row
 from meterdesk.store.engine import Ledger
-from meterdesk.store.schema import customers, units, usage_entries
+from meterdesk.store.schema import customers, units, usage_daily, usage_entries
 
 DEFAULT_PAGE_SIZE = 200
 LOOKBACK = 500
 """How far below the highest id seen polling looks again. On PostgreSQL ids come from a sequence and a
 transaction may commit after one that took a higher id; such a straggler is still found as long as fewer
 than LOOKBACK ids were handed out meanwhile."""
+NEAR_END_PAGES = 10
+"""Before a window is settled, pages this close to its top (or, with an exact count, to its bottom) are read by
+OFFSET from that end: a first screenful and a jump to the last row need no anchors."""
 
 
 class SortKey(StrEnum):
@@ -86,20 +95,70 @@ class LedgerQuery:
         return self.sort is SortKey.ID and self.descending
 
 
+class IdSteps(Sequence):
+    """The anchors of an id-ordered window over ids without gaps: page i starts at `first + i * step`."""
+
+    __slots__ = ("first", "step", "length")
+
+    def __init__(self, first: int, step: int, length: int) -> None:
+        self.first, self.step, self.length = first, step, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index):  # noqa: ANN001 - an int or a slice, as Sequence has it
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(self.length)))
+        if index < 0:
+            index += self.length
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        return (self.first + index * self.step,)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"IdSteps(first={self.first}, step={self.step}, length={self.length})"
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerWindow:
-    """A numbered snapshot of the filtered ledger: `count` rows, the anchor of each page."""
+    """A numbered snapshot of the filtered ledger: `count` rows, the anchor of each page.
+
+    Unsettled (see `open_window`), `count` may be provisional (`exact` False: the rows of the first page, a
+    lower bound) and `anchors` None; `settle_window` gives the same window with both found."""
 
     query: LedgerQuery
     snapshot_id: int  # highest entry id the window covers (0: empty ledger)
     count: int
     page_size: int
-    anchors: tuple[tuple, ...]  # per page: (key, id) or (id,)
+    anchors: Sequence[tuple] | None  # per page: (key, id) or (id,); None until settled
     recent_ids: frozenset[int] = frozenset()  # matching ids within LOOKBACK of the snapshot (see entries_after)
+    exact: bool = True  # `count` is the exact number of rows
 
     @property
     def pages(self) -> int:
-        return len(self.anchors)
+        if self.anchors is not None:
+            return len(self.anchors)
+        if not self.exact:
+            return max(1, -(-self.count // self.page_size))  # the first page can always be read
+        return -(-self.count // self.page_size)
+
+    @property
+    def settled(self) -> bool:
+        """Every page can be read: the count is exact and each page has an anchor or is near an end."""
+        return self.exact and (self.anchors is not None or self.pages <= 2 * NEAR_END_PAGES)
+
+    def readable(self, index: int) -> bool:
+        """Page `index` can be read now: by its anchor, or by a short OFFSET from the nearer end."""
+        if not 0 <= index < self.pages:
+            return False
+        if self.anchors is not None or index < NEAR_END_PAGES:
+            return True
+        return self.exact and self.pages - index <= NEAR_END_PAGES
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +176,7 @@ def latest_entry_id(ledger: Ledger) -> int:
 
 def _keyed(query: LedgerQuery) -> tuple[ColumnElement | None, Select]:
     expression = _sort_expression(query.sort)
-    return expression, query.where.apply(select().select_from(_from_clause(query.sort)))
+    return expression, _among_reversals(query.where, query.where.apply(select().select_from(_from_clause(query.sort))))
 
 
 def _from_clause(key: SortKey):
@@ -146,75 +205,207 @@ def _between_anchors(expression: ColumnElement | None, descending: bool, first: 
     return key >= low if high is None else (key >= low) & (key < high)
 
 
-def _page_filter(where: EntryFilter, query: Select) -> Select:
-    """The filter, with customer and unit compared through an expression rather than their column.
+def _page_filter(window: LedgerWindow, query: Select) -> Select:
+    """The filter of a page read, written so that each planner walks the fewest rows.
 
-    A page is a bounded key range; SQLite would otherwise pick the customer index and sort all of that
-    customer's rows for every page (half a second at a million rows) instead of walking the range (a
-    millisecond). `+ 0` keeps the comparison exact and hides the column from the index planner.
+    A page is a bounded key range. A customer with a large share of the entries is compared through
+    `+ 0`, which keeps the comparison exact and hides the column from the index planner: SQLite would
+    otherwise take the customer index and sort all of that customer's rows for every page (half a second
+    at a million rows) instead of walking the range (a millisecond). A customer with a small share is the
+    other way round: walking ten million ids for its few thousand rows takes a second, its index a
+    millisecond. The unit is always compared through `+ 0` (no index leads with it). Reversals are read
+    by their ids from the partial index on corrections (`_among_reversals`).
     """
+    where = window.query.where
     e = usage_entries.c
     if where.customer:
         customer_id = select(customers.c.id).where(customers.c.external_id == where.customer).scalar_subquery()
-        query = query.where((e.customer_id + 0) == customer_id)
+        query = query.where(((e.customer_id + 0) if _customer_is_common(window) else e.customer_id) == customer_id)
     if where.unit:
         unit_id = select(units.c.id).where(units.c.code == where.unit).scalar_subquery()
         query = query.where((e.unit_id + 0) == unit_id)
-    return replace(where, customer=None, unit=None).apply(query)
+    return _among_reversals(where, replace(where, customer=None, unit=None).apply(query))
 
 
-def open_window(ledger: Ledger, query: LedgerQuery, *, page_size: int = DEFAULT_PAGE_SIZE, snapshot_id: int | None = None) -> LedgerWindow:
-    """Count the rows of `query` up to the snapshot and find each page's anchor, in one read transaction."""
+def _among_reversals(where: EntryFilter, query: Select) -> Select:
+    """For the reversals filter: the ids of the reversals, from the partial index on corrections (every
+    reversal corrects an entry). Left to itself, SQLite walks the ids of the whole ledger looking for them."""
+    if where.kind != "reversal":
+        return query
+    corrections = usage_entries.alias("corrections")
+    reversals = select(corrections.c.id).where(corrections.c.corrects_id.is_not(None), corrections.c.kind == "reversal")
+    return query.where(usage_entries.c.id.in_(reversals))
+
+
+def _customer_is_common(window: LedgerWindow) -> bool:
+    """Walking ids costs about a row per `share` rows of the ledger for each row of a page; the customer's
+    index costs a tenth of a row for each of its rows. Without an exact count, walk (as for a big customer)."""
+    if not window.exact:
+        return True
+    return window.count * window.count >= 10 * window.page_size * max(window.snapshot_id, 1)
+
+
+def _rollup_count(where: EntryFilter) -> ColumnElement | None:
+    """The number of entries matching `where` from the daily rollup, when the filter is one of its keys.
+
+    The rollup is written in the same transaction as the entries: per customer, period, unit and day,
+    `entries` is usage entries minus reversals and `reversals` the reversals. Summing some hundred
+    thousand rollup rows is far cheaper than counting ten million entries."""
+    if any(value is not None for value in (where.start_us, where.end_us, where.source, where.text)):
+        return None
+    d = usage_daily.c
+    counted = {None: d.entries + 2 * d.reversals, "usage": d.entries + d.reversals, "reversal": d.reversals}[where.kind]
+    statement = select(func.coalesce(func.sum(counted), 0))
+    if where.customer:
+        statement = statement.where(d.customer_id == select(customers.c.id).where(customers.c.external_id == where.customer).scalar_subquery())
+    if where.unit:
+        statement = statement.where(d.unit_id == select(units.c.id).where(units.c.code == where.unit).scalar_subquery())
+    if where.period:
+        statement = statement.where(d.period == where.period)
+    return statement.scalar_subquery()
+
+
+def open_window(
+    ledger: Ledger,
+    query: LedgerQuery,
+    *,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    snapshot_id: int | None = None,
+    settled: bool = True,
+) -> LedgerWindow:
+    """The window of `query` up to the snapshot (the highest id now, unless given).
+
+    `settled=False` reads only what is cheap (milliseconds at ten million entries): the snapshot, the exact
+    count when the rollup has it, and the anchors when they follow from the ids. What is missing —
+    `exact` False (the count is then the rows of the first page) or `anchors` None — `settle_window` finds.
+    """
     if page_size < 1:
         raise ValueError("page_size must be at least 1")
-    expression, base = _keyed(query)
+    e = usage_entries.c
+    where = query.where
     with ledger.read() as connection:
+        count: int | None = None
+        lowest = None
         if snapshot_id is None:
-            snapshot_id = connection.execute(select(func.max(usage_entries.c.id))).scalar() or 0
-        base = base.where(usage_entries.c.id <= snapshot_id)
-        count = connection.execute(base.add_columns(func.count())).scalar_one()
-        anchors: tuple[tuple, ...] = ()
-        if count:
-            number = func.row_number().over(order_by=_order(expression, query.descending)).label("position")
-            keys = ([expression.label("sort_key")] if expression is not None else []) + [usage_entries.c.id.label("entry_id")]
-            numbered = base.add_columns(*keys, number).subquery()
-            selected = [numbered.c.sort_key] if expression is not None else []
-            rows = connection.execute(
-                select(*selected, numbered.c.entry_id)
-                .where((numbered.c.position - 1) % page_size == 0)
-                .order_by(numbered.c.position)
-            ).all()
-            anchors = tuple(tuple(row) for row in rows)
-        recent = frozenset(
-            connection.execute(
-                query.where.apply(select(usage_entries.c.id).select_from(usage_entries)).where(
-                    usage_entries.c.id > snapshot_id - LOOKBACK, usage_entries.c.id <= snapshot_id
-                )
-            ).scalars()
-        )
-    return LedgerWindow(query, snapshot_id, count, page_size, anchors, recent)
+            # One statement, so one snapshot on PostgreSQL too: the rollup then counts exactly the entries
+            # up to the highest id it sees (the ledger is append-only; later ids are not visible to it).
+            # Each its own subquery: SQLite answers a lone max() or min() from the end of the B-tree, but
+            # both in one SELECT from the table would scan it.
+            rollup = _rollup_count(where)
+            columns = [select(func.max(e.id)).scalar_subquery(), select(func.min(e.id)).scalar_subquery()]
+            row = connection.execute(select(*columns, *([rollup] if rollup is not None else []))).one()
+            snapshot_id, lowest = row[0] or 0, row[1] or 0
+            if rollup is not None:
+                count = int(row[2] or 0) if snapshot_id else 0
+        anchors: Sequence[tuple] | None = None
+        if count is not None and _without_filter(where) and query.sort is SortKey.ID and count == snapshot_id - lowest + 1:
+            # Every id from the lowest to the snapshot is there: page i starts i pages from the end.
+            pages = -(-count // page_size)
+            anchors = IdSteps(snapshot_id, -page_size, pages) if query.descending else IdSteps(lowest, page_size, pages)
+        window = LedgerWindow(query, snapshot_id, count if count is not None else 0, page_size, anchors,
+                              _recent_ids(connection, query, snapshot_id), exact=count is not None)
+        if settled and not window.settled:
+            window = _settle(connection, window)
+    return window
+
+
+def open_with_first_page(ledger: Ledger, query: LedgerQuery, *, page_size: int = DEFAULT_PAGE_SIZE) -> tuple[LedgerWindow, LedgerPage]:
+    """An unsettled window and its first page, for a first screenful as soon as possible. Without a cheap
+    count, the first page is the count so far: exact when it is not full, a lower bound otherwise."""
+    window = open_window(ledger, query, page_size=page_size, settled=False)
+    if window.pages == 0:
+        return window, LedgerPage(0, (), {})
+    first = read_page(ledger, window, 0)
+    if not window.exact:
+        window = replace(window, count=len(first.rows), exact=len(first.rows) < page_size)
+    return window, first
+
+
+def _without_filter(where: EntryFilter) -> bool:
+    return where == EntryFilter()
+
+
+def _recent_ids(connection, query: LedgerQuery, snapshot_id: int) -> frozenset[int]:
+    return frozenset(
+        connection.execute(
+            query.where.apply(select(usage_entries.c.id).select_from(usage_entries)).where(
+                usage_entries.c.id > snapshot_id - LOOKBACK, usage_entries.c.id <= snapshot_id
+            )
+        ).scalars()
+    )
+
+
+def settle_window(ledger: Ledger, window: LedgerWindow) -> LedgerWindow:
+    """The same window (same snapshot) with its exact count and every page's anchor: one numbering of the
+    filtered rows, seconds at millions of rows, so on a worker after the first rows are on screen."""
+    if window.settled:
+        return window
+    with ledger.read() as connection:
+        return _settle(connection, window)
+
+
+def _settle(connection, window: LedgerWindow) -> LedgerWindow:
+    query, page_size = window.query, window.page_size
+    expression, base = _keyed(query)
+    base = base.where(usage_entries.c.id <= window.snapshot_id)
+    count = connection.execute(base.add_columns(func.count())).scalar_one()
+    anchors: tuple[tuple, ...] = ()
+    if count:
+        number = func.row_number().over(order_by=_order(expression, query.descending)).label("position")
+        keys = ([expression.label("sort_key")] if expression is not None else []) + [usage_entries.c.id.label("entry_id")]
+        numbered = base.add_columns(*keys, number).subquery()
+        selected = [numbered.c.sort_key] if expression is not None else []
+        rows = connection.execute(
+            select(*selected, numbered.c.entry_id)
+            .where((numbered.c.position - 1) % page_size == 0)
+            .order_by(numbered.c.position)
+        ).all()
+        anchors = tuple(tuple(row) for row in rows)
+    return replace(window, count=count, anchors=anchors, exact=True)
 
 
 def read_page(ledger: Ledger, window: LedgerWindow, index: int) -> LedgerPage:
-    """Page `index` of a window: up to `page_size` entries from its anchor on, and how each was corrected."""
+    """Page `index` of a window: up to `page_size` entries from its anchor on, and how each was corrected.
+    An unsettled window reads only the pages near its ends (`window.readable`)."""
     if not 0 <= index < window.pages:
         raise IndexError(f"page {index} is outside the window's {window.pages} pages")
+    if not window.readable(index):
+        raise LookupError(f"page {index} of an unsettled window: settle it first")
+    statement, reverse = _page_statement(window, index), False
+    if window.anchors is None and index >= NEAR_END_PAGES:
+        statement, reverse = _page_from_the_end(window, index), True
+    with ledger.read() as connection:
+        rows = tuple(entry_from_row(row) for row in connection.execute(statement))
+        corrected = corrections_of(connection, [row.id for row in rows if row.kind == "usage"])
+    return LedgerPage(index, rows[::-1] if reverse else rows, corrected)
+
+
+def _page_statement(window: LedgerWindow, index: int) -> Select:
+    """Page `index` by its anchor, or without anchors by OFFSET from the top."""
     query = window.query
     expression = _sort_expression(query.sort)
+    statement = _page_filter(window, entries_query())
+    if window.anchors is None:
+        statement = statement.where(usage_entries.c.id <= window.snapshot_id).order_by(*_order(expression, query.descending))
+        return statement.limit(window.page_size).offset(index * window.page_size)
     after = window.anchors[index + 1] if index + 1 < window.pages else None
-    statement = _page_filter(query.where, entries_query())
     if expression is not None or (after is None and not query.descending):
         # An id range within the snapshot needs no second bound; SQLite would walk from the wrong one.
         statement = statement.where(usage_entries.c.id <= window.snapshot_id)
-    statement = (
+    return (
         statement.where(_between_anchors(expression, query.descending, window.anchors[index], after))
         .order_by(*_order(expression, query.descending))
         .limit(window.page_size)
     )
-    with ledger.read() as connection:
-        rows = tuple(entry_from_row(row) for row in connection.execute(statement))
-        corrected = corrections_of(connection, [row.id for row in rows if row.kind == "usage"])
-    return LedgerPage(index, rows, corrected)
+
+
+def _page_from_the_end(window: LedgerWindow, index: int) -> Select:
+    """Page `index` of a window with an exact count but no anchors, read backwards from its last row."""
+    query = window.query
+    first = index * window.page_size
+    size = min(window.page_size, window.count - first)
+    statement = _page_filter(window, entries_query()).where(usage_entries.c.id <= window.snapshot_id)
+    return statement.order_by(*_order(_sort_expression(query.sort), not query.descending)).limit(size).offset(window.count - first - size)
 
 
 def corrections_of(connection, entry_ids: Sequence[int]) -> dict[int, tuple[int | None, int | None]]:

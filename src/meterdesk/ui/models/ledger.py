@@ -2,9 +2,11 @@
 
 `data()` never touches the database. A row whose page is not cached shows a placeholder and asks for the
 page; a worker reads it (a keyset read, see services/ledger_pages.py) and `dataChanged` repaints it. A small
-LRU cache keeps the pages near the viewport. Entries written by anyone after the window was opened are found
-by polling the highest id every couple of seconds; in the default newest-first order they are inserted at
-the top, in any other order the window is reopened.
+LRU cache keeps the pages near the viewport. A window opens with its first page and whatever else is cheap;
+when its count or its page anchors still have to be found, a second worker settles it while the first rows
+are already on screen (rows are added at the bottom when the count grows). Entries written by anyone after
+the window was opened are found by polling the highest id every couple of seconds; in the default
+newest-first order they are inserted at the top, in any other order the window is reopened.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import bisect
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
+from decimal import Decimal
 from enum import IntEnum
 from typing import Any
 
@@ -29,8 +32,9 @@ from meterdesk.services.ledger_pages import (
     NewEntries,
     SortKey,
     entries_after,
-    open_window,
+    open_with_first_page,
     read_page,
+    settle_window,
 )
 from meterdesk.store.engine import Ledger
 from meterdesk.ui.formatting import exact_money_text, local_time_text, quantity_text, utc_text, zone_label
@@ -100,6 +104,24 @@ HEADERS = {
     LedgerColumn.RECORDED: "Recorded",
 }
 NUMERIC = {LedgerColumn.ID, LedgerColumn.AMOUNT, LedgerColumn.CHARGED}
+COLUMNS = len(LedgerColumn)  # data() runs thousands of times a paint: len() of an enum is not free
+DISPLAY = int(Qt.ItemDataRole.DisplayRole)
+FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
+FONT = int(Qt.ItemDataRole.FontRole)
+ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole)
+TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
+SERVED_ROLES = frozenset(
+    {DISPLAY, FOREGROUND, FONT, ALIGNMENT, TOOLTIP}
+    | {int(role) for role in (Role.SortRole, Role.RowObjectRole, Role.EntryIdRole, Role.LoadedRole, Role.CorrectedByRole)}
+)
+TEXTS_KEPT = 20_000  # formatted rows kept (about the cached pages' worth)
+
+
+def _open(ledger: Ledger, query: LedgerQuery, page_size: int) -> tuple[LedgerWindow, LedgerPage]:
+    """The window and its first page; on the way, the number formats are loaded here rather than by the
+    first paint (Babel reads its locale data on first use: a quarter of a second)."""
+    quantity_text(Decimal("1234.5"))
+    return open_with_first_page(ledger, query, page_size=page_size)
 
 
 class LedgerTableModel(QAbstractTableModel):
@@ -107,6 +129,7 @@ class LedgerTableModel(QAbstractTableModel):
 
     Column = LedgerColumn
     window_opened = Signal(int)  # rows in the new window
+    window_settled = Signal(int)  # the exact rows of the window, once its count and anchors are found
     loading_changed = Signal(bool)
     entries_arrived = Signal(int)  # new matching entries found by polling
     failed = Signal(object)  # an exception from a worker; the view decides how to show it
@@ -134,6 +157,7 @@ class LedgerTableModel(QAbstractTableModel):
         self._in_flight: set[int] = set()
         self._wanted: OrderedDict[int, None] = OrderedDict()
         self._corrected: dict[int, tuple[int | None, int | None]] = {}
+        self._texts: dict[int, tuple[str, ...]] = {}  # entry id -> its cells as shown (a paint asks each many times)
         self._latest_id = 0
         self._known: set[int] = set()  # ids near the top the model already shows (for late commits)
         self._polling = False
@@ -158,6 +182,11 @@ class LedgerTableModel(QAbstractTableModel):
     def loading(self) -> bool:
         return self._opening
 
+    @property
+    def counting(self) -> bool:
+        """The window is open but its count is still a lower bound (the first page)."""
+        return self._window is not None and not self._window.exact
+
     def set_query(self, query: LedgerQuery) -> None:
         self._query = query
         self.refresh()
@@ -181,8 +210,8 @@ class LedgerTableModel(QAbstractTableModel):
         query, page_size = self._query, self._page_size
         self._set_opening(True)
         self._runner.submit(
-            lambda job: open_window(ledger, query, page_size=page_size),
-            on_done=lambda window: self._window_opened(generation, ledger, window),
+            lambda job: _open(ledger, query, page_size),
+            on_done=lambda opened: self._window_opened(generation, ledger, *opened),
             on_error=lambda error: self._failed(generation, error),
             key=f"ledger-window-{id(self)}",
             description="reading the usage ledger",
@@ -202,24 +231,68 @@ class LedgerTableModel(QAbstractTableModel):
         self._in_flight.clear()
         self._wanted.clear()
         self._corrected.clear()
+        self._texts.clear()
 
     def _set_opening(self, value: bool) -> None:
         if self._opening != value:
             self._opening = value
             self.loading_changed.emit(value)
 
-    def _window_opened(self, generation: int, ledger: Ledger, window: LedgerWindow) -> None:
+    def _window_opened(self, generation: int, ledger: Ledger, window: LedgerWindow, first: LedgerPage) -> None:
         if generation != self._generation:
             return
         self.beginResetModel()
         self._window = window
         self._zone = ledger.timezone
         self._reset_cache()
+        if first.rows:
+            self._pages[first.index] = first
+            self._corrected.update(first.corrected_by)
         self._latest_id = window.snapshot_id
         self._known = set(window.recent_ids)
         self.endResetModel()
         self._set_opening(False)
         self.window_opened.emit(window.count)
+        if not window.settled:
+            self._runner.submit(
+                lambda job: settle_window(ledger, window),
+                on_done=lambda settled: self._window_settled(generation, settled),
+                on_error=lambda error: self._failed(generation, error),
+                key=f"ledger-settle-{id(self)}",
+                description="counting the usage ledger",
+                owner=self,
+            )
+
+    def _update_corrected(self, corrected: dict[int, tuple[int | None, int | None]]) -> None:
+        self._corrected.update(corrected)
+        for original in corrected:
+            self._texts.pop(original, None)  # its kind and "corrected by" cells change
+
+    def _window_settled(self, generation: int, window: LedgerWindow) -> None:
+        """The same snapshot, now with its exact count and anchors: rows join or leave at the bottom."""
+        old = self._window
+        if generation != self._generation or old is None or old.snapshot_id != window.snapshot_id:
+            return
+        if old.exact and old.count != window.count:
+            # Only PostgreSQL can get here (an entry below the snapshot committed in between): the
+            # positions of the rows read so far may have moved by one.
+            self._pages.clear()
+            self._in_flight.clear()
+        first_old, first_new = len(self._head) + old.count, len(self._head) + window.count
+        if first_new > first_old:
+            self.beginInsertRows(QModelIndex(), first_old, first_new - 1)
+            self._window = window
+            self.endInsertRows()
+        elif first_new < first_old:
+            self.beginRemoveRows(QModelIndex(), first_new, first_old - 1)
+            self._window = window
+            self.endRemoveRows()
+        else:
+            self._window = window
+        if not self._pages and self.rowCount():
+            self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, COLUMNS - 1))
+        self.window_settled.emit(window.count)
+        self._pump()
 
     def _failed(self, generation: int, error: BaseException) -> None:
         if generation == self._generation:
@@ -270,10 +343,15 @@ class LedgerTableModel(QAbstractTableModel):
         ledger = self._ledger_provider()
         if ledger is None or self._window is None:
             return
-        while self._wanted and len(self._in_flight) < 2:
-            number, _ = self._wanted.popitem(last=True)  # the most recently seen page first
+        for number in reversed(list(self._wanted)):  # the most recently seen page first
+            if len(self._in_flight) >= 2:
+                break
             if number in self._pages or number >= self._window.pages:
+                del self._wanted[number]
                 continue
+            if not self._window.readable(number):
+                continue  # deep in a window that is not settled yet: read once its anchors are there
+            del self._wanted[number]
             self._in_flight.add(number)
             generation, window = self._generation, self._window
             self._runner.submit(
@@ -293,11 +371,11 @@ class LedgerTableModel(QAbstractTableModel):
         self._pages.move_to_end(page.index)
         while len(self._pages) > self._cache_pages:
             self._pages.popitem(last=False)
-        self._corrected.update(page.corrected_by)
+        self._update_corrected(page.corrected_by)
         first = len(self._head) + page.index * self._page_size
         last = min(first + self._page_size, self.rowCount()) - 1
         if last >= first:
-            self.dataChanged.emit(self.index(first, 0), self.index(last, len(LedgerColumn) - 1))
+            self.dataChanged.emit(self.index(first, 0), self.index(last, COLUMNS - 1))
         self._pump()
 
     def _page_failed(self, generation: int, number: int, error: BaseException) -> None:
@@ -336,11 +414,11 @@ class LedgerTableModel(QAbstractTableModel):
             return
         self._latest_id = max(self._latest_id, found.latest_id)
         if found.corrected:
-            self._corrected.update(found.corrected)
+            self._update_corrected(found.corrected)
             for original in found.corrected:
                 row = self.row_of(original)
                 if row >= 0:
-                    self.dataChanged.emit(self.index(row, 0), self.index(row, len(LedgerColumn) - 1))
+                    self.dataChanged.emit(self.index(row, 0), self.index(row, COLUMNS - 1))
         if not found.ids:
             return
         self._known = {i for i in self._known | found.ids if i > self._latest_id - 2 * LOOKBACK}
@@ -364,10 +442,10 @@ class LedgerTableModel(QAbstractTableModel):
         return len(self._head) + self._window.count
 
     def columnCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(LedgerColumn)
+        return 0 if parent.isValid() else COLUMNS
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(LedgerColumn):
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < COLUMNS:
             return None
         if role == Qt.ItemDataRole.DisplayRole:
             if section in (LedgerColumn.OCCURRED, LedgerColumn.RECORDED) and self._zone is not None:
@@ -384,16 +462,27 @@ class LedgerTableModel(QAbstractTableModel):
         return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
+        # A paint asks every visible cell for several roles: the common answers come first and cheaply.
+        if role not in SERVED_ROLES:
             return None
-        row, column = index.row(), index.column()
-        if not 0 <= row < self.rowCount() or not 0 <= column < len(LedgerColumn):
+        row, column = index.row(), index.column()  # -1 for an invalid index
+        if not 0 <= column < COLUMNS or self._window is None or not 0 <= row < len(self._head) + self._window.count:
             return None
         entry = self.entry_at(row)
         if entry is None:
             return self._placeholder(row, column, role)
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self._display(entry, column)
+        if role == DISPLAY:
+            texts = self._texts.get(entry.id)
+            if texts is None:
+                if len(self._texts) >= TEXTS_KEPT:
+                    self._texts.clear()
+                texts = self._texts[entry.id] = tuple(self._display(entry, c) for c in range(COLUMNS))
+            return texts[column]
+        if role == ALIGNMENT:
+            return RIGHT if column in NUMERIC else LEFT
+        if role == FOREGROUND or role == FONT:
+            if entry.kind == "usage" and entry.corrects is None and entry.id not in self._corrected:
+                return None  # a plain entry: the view's own colours
         if role == Role.SortRole:
             return self._raw(entry, column)
         if role == Role.RowObjectRole:
@@ -528,6 +617,6 @@ class LedgerTableModel(QAbstractTableModel):
         if key is None:
             return
         descending = order == Qt.SortOrder.DescendingOrder
-        if key == self._query.sort and descending == self._query.descending and self._window is not None:
-            return
+        if key == self._query.sort and descending == self._query.descending:
+            return  # the order shown (or being opened) already; a view enabling sorting asks for it once
         self.set_query(LedgerQuery(self._query.where, key, descending))

@@ -62,6 +62,7 @@ class LedgerView(QWidget):
         self.model = LedgerTableModel(desk.runner, desk.ledger_provider, parent=self)
         self.model.failed.connect(lambda error: desk.failed.emit(error, "reading the ledger"))
         self.model.window_opened.connect(self._window_opened)
+        self.model.window_settled.connect(self._window_opened)
         self.model.entries_arrived.connect(self._arrived)
         self.model.loading_changed.connect(lambda _loading: self._update_status())
         self.model.modelAboutToBeReset.connect(self._remember_scroll)
@@ -114,8 +115,9 @@ class LedgerView(QWidget):
         self.table = QTableView()
         setup_table(self.table)
         self.table.setModel(self.model)
-        self.table.setSortingEnabled(True)
+        # The indicator first: enabling sorting sorts by it, and that is the model's order already.
         self.table.horizontalHeader().setSortIndicator(LedgerColumn.ID, Qt.SortOrder.DescendingOrder)
+        self.table.setSortingEnabled(True)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         for column, width in COLUMN_WIDTHS.items():
@@ -142,11 +144,14 @@ class LedgerView(QWidget):
         desk.catalog_changed.connect(self._catalog_changed)
         desk.ledger_changed.connect(self._ledger_changed)
         desk.entries_appeared.connect(lambda _latest: self.model.poll())
-        self._catalog_changed(desk.catalog)
+        self._fill_units_and_periods(desk.catalog)  # the customer picker was made with this catalog
 
     # -- filters -------------------------------------------------------------------------------------
     def _catalog_changed(self, catalog) -> None:
         self.customer.set_catalog(catalog)
+        self._fill_units_and_periods(catalog)
+
+    def _fill_units_and_periods(self, catalog) -> None:
         self._fill(self.unit, [("All units", "")] + [(f"{u.unit.name} ({u.code})", u.code) for u in catalog.units])
         periods = sorted({self._current_period()} | self._recent_periods(), reverse=True)
         self._fill(self.period, [("All periods", "")] + [(p, p) for p in periods])
@@ -250,7 +255,9 @@ class LedgerView(QWidget):
         self.model.refresh()
 
     def _remember_scroll(self) -> None:
-        self._scroll = (self.model.query, self.table.verticalScrollBar().value())
+        # Only a window that was on screen has a place to keep; restoring "the top" after a first open
+        # would undo a scroll made while the rows were arriving.
+        self._scroll = (self.model.query, self.table.verticalScrollBar().value()) if self.model.window is not None else None
 
     def _restore_scroll(self) -> None:
         # A reopened window of the same query (new entries in a non-default order) keeps its place.
@@ -274,11 +281,13 @@ class LedgerView(QWidget):
     def _update_status(self, note: str = "") -> None:
         rows = self.model.rowCount()
         query = self.model.query
-        parts = [f"{quantity_text(rows)} {'entry' if rows == 1 else 'entries'}"]
+        parts = [f"{'at least ' if self.model.counting else ''}{quantity_text(rows)} {'entry' if rows == 1 else 'entries'}"]
         parts.append("newest first" if query.newest_first else f"sorted by {query.sort.value.replace('_', ' ')}{' (descending)' if query.descending else ''}")
         parts.append("live: new entries appear by themselves")
         if self.model.loading:
             parts.insert(0, "Loading…")
+        elif self.model.counting:
+            parts.insert(0, "Counting…")
         if note:
             parts.append(note)
         self.status.setText("  ·  ".join(parts))

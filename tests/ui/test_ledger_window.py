@@ -1,0 +1,136 @@
+"""A ledger window opens on what is cheap and settles later: counts from the rollup, anchors from the ids, a
+first page with the window, a provisional count that settles to the exact one, and the page filters' plans."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from meterdesk.services.corrections import correct_entry
+from meterdesk.services.entries import EntryFilter, count_entries, list_entries
+from meterdesk.services.ledger_pages import (
+    IdSteps,
+    LedgerQuery,
+    SortKey,
+    open_window,
+    open_with_first_page,
+    read_page,
+    settle_window,
+)
+from meterdesk.services.usage import import_text
+from meterdesk.ui.models.ledger import LedgerColumn, LedgerTableModel
+from meterdesk.ui.roles import Role
+from meterdesk.ui.tasks import TaskRunner
+from tests.services.helpers import seed
+
+ENTRIES = 130
+
+
+@pytest.fixture
+def corrected(ledger):
+    """acme and bolt usage in two periods, two entries corrected (one to zero: a reversal alone)."""
+    seed(ledger)
+    lines = [
+        f"{'acme' if n % 3 else 'bolt'},api_calls,{n + 1},window-{n},2026-0{1 + n % 2}-1{n % 10}T10:00:00Z"
+        for n in range(ENTRIES)
+    ]
+    result = import_text(ledger, "\n".join(lines) + "\n", actor="tests")
+    assert result.recorded == ENTRIES, result.errors[:3]
+    newest = list_entries(ledger, limit=5)
+    correct_entry(ledger, newest[2].id, "7", "meter misread", actor="tests")
+    correct_entry(ledger, newest[4].id, "0", "test traffic", actor="tests")
+    return ledger
+
+
+FILTERS = [
+    EntryFilter(),
+    EntryFilter(customer="acme"),
+    EntryFilter(customer="nobody"),
+    EntryFilter(unit="api_calls"),
+    EntryFilter(period="2026-01"),
+    EntryFilter(customer="bolt", period="2026-02"),
+    EntryFilter(kind="usage"),
+    EntryFilter(kind="reversal"),
+    EntryFilter(customer="acme", kind="reversal"),
+]
+
+
+@pytest.mark.parametrize("where", FILTERS, ids=["all", "customer", "no-such-customer", "unit", "period", "customer+period", "usage", "reversals", "customer+reversals"])
+def test_the_rollup_counts_what_count_star_counts(corrected, where):
+    window = open_window(corrected, LedgerQuery(where), page_size=20, settled=False)
+    assert window.exact
+    assert window.count == count_entries(corrected, where)
+    assert settle_window(corrected, window).count == window.count
+
+
+def test_ids_without_gaps_give_every_anchor_at_once(corrected):
+    window = open_window(corrected, LedgerQuery(), page_size=20, settled=False)
+    if corrected.dialect == "sqlite":  # SQLite never leaves a gap in the ids; a PostgreSQL sequence may
+        assert isinstance(window.anchors, IdSteps) and window.settled
+    numbered = settle_window(corrected, replace(window, anchors=None, exact=False))
+    assert numbered.count == window.count
+    if window.anchors is not None:
+        assert list(window.anchors) == list(numbered.anchors)
+    for index in (0, 1, numbered.pages - 1):
+        assert read_page(corrected, window, index).rows == read_page(corrected, numbered, index).rows
+
+
+@pytest.mark.parametrize("descending", [True, False])
+def test_pages_near_either_end_read_before_the_window_is_settled(corrected, descending):
+    """An unsettled window reads its first pages from the top and its last ones backwards from the bottom."""
+    query = LedgerQuery(EntryFilter(customer="acme"), SortKey.AMOUNT, descending)
+    window = open_window(corrected, query, page_size=3, settled=False)
+    assert window.exact and window.anchors is None and not window.settled
+    settled = settle_window(corrected, window)
+    assert settled.settled and settled.count == window.count and len(settled.anchors) == window.pages
+    for index in (0, 1, window.pages - 2, window.pages - 1):
+        assert window.readable(index)
+        assert read_page(corrected, window, index).rows == read_page(corrected, settled, index).rows
+    assert not window.readable(window.pages // 2)
+    with pytest.raises(LookupError):
+        read_page(corrected, window, window.pages // 2)
+
+
+def test_a_count_the_rollup_cannot_give_starts_at_the_first_page(corrected):
+    where = EntryFilter(text="window-1")
+    window, first = open_with_first_page(corrected, LedgerQuery(where), page_size=4)
+    assert not window.exact and window.count == 4 and len(first.rows) == 4
+    settled = settle_window(corrected, window)
+    assert settled.exact and settled.count == count_entries(corrected, where) > 4
+    few, rows = open_with_first_page(corrected, LedgerQuery(EntryFilter(text="window-99")), page_size=4)
+    assert few.exact and few.count == len(rows.rows) == count_entries(corrected, EntryFilter(text="window-99"))
+
+
+def test_the_model_count_settles_to_the_exact_count(qtbot, corrected):
+    """Rows show as soon as the first page is read; the count grows to the exact one at the bottom."""
+    runner = TaskRunner()
+    model = LedgerTableModel(runner, lambda: corrected, page_size=4)
+    try:
+        where = EntryFilter(text="window-1")
+        expected = count_entries(corrected, where)
+        with qtbot.waitSignal(model.window_settled, timeout=15_000) as settled:
+            model.set_query(LedgerQuery(where))
+        assert settled.args == [expected]
+        assert model.rowCount() == expected and not model.counting
+        assert model.index(0, LedgerColumn.ID).data(Role.LoadedRole) is True
+        model.index(expected - 1, LedgerColumn.ID).data()
+        qtbot.waitUntil(lambda: model.entry_at(expected - 1) is not None, timeout=15_000)
+        assert model.entry_at(expected - 1).id == list_entries(corrected, where, limit=expected)[-1].id
+    finally:
+        runner.shutdown()
+
+
+def test_reversals_are_read_through_the_corrections_index(corrected):
+    """Never a walk over every id of the ledger for its few reversals (seconds at ten million entries)."""
+    from meterdesk.services.ledger_pages import _page_statement
+
+    window = open_window(corrected, LedgerQuery(EntryFilter(kind="reversal")), page_size=20)
+    statement = _page_statement(window, 0)
+    with corrected.read() as connection:
+        compiled = statement.compile(connection, compile_kwargs={"literal_binds": True})
+        explain = "EXPLAIN QUERY PLAN" if corrected.dialect == "sqlite" else "EXPLAIN"
+        plan = " ".join(str(row[-1]) for row in connection.exec_driver_sql(f"{explain} {compiled}"))
+    if corrected.dialect == "sqlite":
+        assert "uq_usage_entries_corrects_id_kind" in plan and "SCAN" not in plan
+    assert [entry.kind for entry in read_page(corrected, window, 0).rows] == ["reversal", "reversal"]
