@@ -1,5 +1,6 @@
-"""Graphics items the charts need beyond pyqtgraph's: bars clipped and downsampled to the view, and a
-second value axis that never takes the mouse from the plot under it."""
+"""Graphics items the charts need beyond pyqtgraph's: bars clipped and downsampled to the view, a labelled
+horizontal line that is cheap to move, and a second value axis that never takes the mouse from the plot
+under it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF
+from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPen
 
 _EMPTY = np.empty(0, dtype=np.float64)
 #: Bars at least this many pixels wide get a small gap, so neighbouring buckets read as separate bars.
@@ -121,6 +123,96 @@ class ClippedBars:
     def _show(self, x0, widths, y0, heights) -> None:
         self._drawn = len(x0)
         self.item.setOpts(x0=x0, width=widths, y0=y0, height=heights)
+
+
+class ValueLine(pg.GraphicsObject):
+    """A horizontal line across the view at a value, with an optional label sitting on it at the right.
+
+    Stands in for pyqtgraph's InfiniteLine and its InfLineLabel, which re-place the line and re-lay out the
+    label's text on every change of the view (a few milliseconds per chart update for a handful of lines).
+    This one is drawn in device pixels from its value, so a moved view costs nothing until the paint.
+    """
+
+    _PAD_X = 4.0
+    _PAD_Y = 1.0
+    _GAP = 3.0  # pixels between the line and its label
+
+    def __init__(self, pen: QPen, value: float = 0.0, label_colour: QColor | str | None = None) -> None:
+        super().__init__()
+        self._pen = QPen(pen)
+        self._value = float(value)
+        self._text = ""
+        self._text_pen = QPen(QColor(label_colour if label_colour is not None else pen.color()))
+        self._font = QFont()
+        self._metrics = QFontMetricsF(self._font)
+        self._fill = QBrush(QColor(255, 255, 255, 200))
+        self._bounds: QRectF | None = None
+
+    def value(self) -> float:
+        return self._value
+
+    def setValue(self, value: float) -> None:  # noqa: N802 - InfiniteLine's name
+        value = float(value)
+        if value != self._value:
+            self.prepareGeometryChange()
+            self._bounds = None
+            self._value = value
+            self.update()
+
+    def label_text(self) -> str:
+        return self._text
+
+    def set_label(self, text: str) -> None:
+        if text != self._text:
+            self.prepareGeometryChange()
+            self._bounds = None
+            self._text = text
+            self.update()
+
+    def viewTransformChanged(self) -> None:  # noqa: N802 - pyqtgraph's name
+        self.prepareGeometryChange()
+        self._bounds = None
+        super().viewTransformChanged()
+
+    def _label_size(self) -> tuple[float, float]:
+        if not self._text:
+            return 0.0, 0.0
+        return self._metrics.horizontalAdvance(self._text) + 2 * self._PAD_X, self._metrics.height() + 2 * self._PAD_Y
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt's name
+        if self._bounds is None:
+            view = self.viewRect()
+            pixel = self.pixelHeight() if view is not None else 0.0
+            if view is None or not pixel:
+                self._bounds = QRectF()
+            else:
+                _, label_height = self._label_size()
+                below, above = 2 * pixel, (label_height + self._GAP + 2) * pixel
+                self._bounds = QRectF(view.left(), self._value - below, view.width(), below + above).normalized()
+        return QRectF(self._bounds)
+
+    def paint(self, painter, option, widget=None) -> None:
+        view = self.viewRect()
+        if view is None:
+            return
+        to_device = painter.transform()
+        left = to_device.map(QPointF(view.left(), self._value))
+        right = to_device.map(QPointF(view.right(), self._value))
+        y = round(left.y()) + 0.5  # on a pixel row: a 1 px line stays crisp
+        painter.save()
+        painter.resetTransform()
+        painter.setPen(self._pen)
+        painter.drawLine(QLineF(left.x(), y, right.x(), y))
+        if self._text:
+            width, height = self._label_size()
+            # As InfiniteLine's label at position 0.99 with anchor (1, 1): right-aligned, sitting on the line.
+            x = left.x() + (right.x() - left.x()) * 0.99 - width
+            box = QRectF(x, y - height - self._GAP, width, height)
+            painter.fillRect(box, self._fill)
+            painter.setFont(self._font)
+            painter.setPen(self._text_pen)
+            painter.drawText(box, int(Qt.AlignmentFlag.AlignCenter), self._text)
+        painter.restore()
 
 
 class OverlayViewBox(pg.ViewBox):

@@ -17,7 +17,7 @@ from meterdesk.services.chart_data import ChartData
 from meterdesk.ui.charts import style
 from meterdesk.ui.charts.axes import BillingTimeAxis, QuantityAxis
 from meterdesk.ui.charts.export import write_csv, write_png
-from meterdesk.ui.charts.items import ClippedBars, OverlayViewBox
+from meterdesk.ui.charts.items import ClippedBars, OverlayViewBox, ValueLine
 from meterdesk.ui.charts.model import US, ChartModel, UnitTrack
 
 BALANCE_ROW = "balance"
@@ -32,7 +32,7 @@ _WIDE_LINE_POINTS = 1500
 
 
 def _legend_sample(pen) -> pg.PlotDataItem:
-    """A line that is never plotted, only shown in a legend (InfiniteLines have no legend sample)."""
+    """A line that is never plotted, only shown in a legend (the value lines have no legend sample)."""
     return pg.PlotDataItem([], [], pen=pen)
 
 
@@ -127,10 +127,6 @@ class _Row:
         if self.changed(name, text, colour):
             self.plot.getAxis(name).setLabel(text, color=colour)
 
-    def set_line_label(self, line: pg.InfiniteLine, text: str) -> None:
-        if self.changed(line, text):
-            line.label.setFormat(text)
-
     def set_bottom_labels(self, shown: bool, timezone_name: str) -> None:
         if not self.changed("bottom", shown, timezone_name):
             return
@@ -219,15 +215,12 @@ class _UnitRow(_Row):
         self.cumulative.setDynamicRangeLimit(None)
         self.cumulative.setZValue(10)
         self.overlay.addItem(self.cumulative)
-        self.included_line = pg.InfiniteLine(
-            angle=0, movable=False, pen=style.allowance_pen(),
-            label="", labelOpts={"position": 0.99, "anchors": [(1, 1), (1, 1)], "color": style.ALLOWANCE, "fill": (255, 255, 255, 200)},
-        )
+        self.included_line = ValueLine(style.allowance_pen(), label_colour=style.ALLOWANCE)
         self.overlay.addItem(self.included_line, ignoreBounds=True)
         # The readout goes on the topmost box, or the cumulative line would be drawn across it.
         self.view.removeItem(self.readout)
         self.overlay.addItem(self.readout, ignoreBounds=True)
-        self.tier_lines: list[pg.InfiniteLine] = []
+        self.tier_lines: list[ValueLine] = []
         self._samples: dict[str, pg.PlotDataItem] = {}
         self._extents = (0.0, 1.0, 0.0, 1.0)
 
@@ -237,12 +230,9 @@ class _UnitRow(_Row):
         fit_y(self.view, bars_low, bars_high, room)
         fit_y(self.overlay, line_low, line_high, room + _LABEL_ROOM)
 
-    def _tier_line(self, index: int) -> pg.InfiniteLine:
+    def _tier_line(self, index: int) -> ValueLine:
         while len(self.tier_lines) <= index:
-            line = pg.InfiniteLine(
-                angle=0, movable=False, pen=style.tier_pen(),
-                label="", labelOpts={"position": 0.99, "anchors": [(1, 1), (1, 1)], "color": style.TIER, "fill": (255, 255, 255, 200)},
-            )
+            line = ValueLine(style.tier_pen(), label_colour=style.TIER)
             self.overlay.addItem(line, ignoreBounds=True)
             self.tier_lines.append(line)
         return self.tier_lines[index]
@@ -278,12 +268,12 @@ class _UnitRow(_Row):
         self._extents = (low * 1.06, high * 1.08, line_low * 1.04, reach * 1.02)
         self.included_line.setVisible(allowance.included > 0)
         self.included_line.setValue(included)
-        self.set_line_label(self.included_line, f"{style.quantity_text(allowance.included)} included")
+        self.included_line.set_label(f"{style.quantity_text(allowance.included)} included")
         tiers_in_view = 0
         for index, bound in enumerate(allowance.tier_bounds):
             line = self._tier_line(index)
             line.setValue(float(bound))
-            self.set_line_label(line, f"tier {index + 2} above {style.quantity_text(bound)}")
+            line.set_label(f"tier {index + 2} above {style.quantity_text(bound)}")
             line.setVisible(float(bound) <= top)
             tiers_in_view += float(bound) <= top
         for line in self.tier_lines[len(allowance.tier_bounds):]:
@@ -386,12 +376,9 @@ class _BalanceRow(_Row):
             item.setDownsampling(auto=True, method="peak")
             item.setClipToView(True)
             self.view.addItem(item)
-        self.zero = pg.InfiniteLine(pos=0, angle=0, movable=False, pen=style.pen(style.AXIS, 1))
+        self.zero = ValueLine(style.pen(style.AXIS, 1), 0.0)
         self.view.addItem(self.zero, ignoreBounds=True)
-        self.limit = pg.InfiniteLine(
-            angle=0, movable=False, pen=style.limit_pen(),
-            label="", labelOpts={"position": 0.99, "anchors": [(1, 1), (1, 1)], "color": style.BALANCE_NEGATIVE, "fill": (255, 255, 255, 200)},
-        )
+        self.limit = ValueLine(style.limit_pen(), label_colour=style.BALANCE_NEGATIVE)
         self.view.addItem(self.limit, ignoreBounds=True)
         self.model: ChartModel | None = None
         self._extents = (0.0, 1.0)
@@ -412,7 +399,7 @@ class _BalanceRow(_Row):
         span = (high - low) or 1.0
         self._extents = (low - span * 0.06, high + span * 0.04)
         self.limit.setValue(floor)
-        self.set_line_label(self.limit, f"credit limit {style.money_text(-balance.credit_limit, model.currency)}")
+        self.limit.set_label(f"credit limit {style.money_text(-balance.credit_limit, model.currency)}")
         self.set_axis_label("left", f"Balance ({model.currency})", style.TEXT)
         self.set_legend([(self._line_sample, f"prepaid balance ({model.currency})"), (self._limit_sample, "credit limit")])
         current = balance.current
