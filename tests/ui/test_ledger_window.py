@@ -134,3 +134,20 @@ def test_reversals_are_read_through_the_corrections_index(corrected):
     if corrected.dialect == "sqlite":
         assert "uq_usage_entries_corrects_id_kind" in plan and "SCAN" not in plan
     assert [entry.kind for entry in read_page(corrected, window, 0).rows] == ["reversal", "reversal"]
+
+
+@pytest.mark.parametrize("customer", ["acme", "bolt"])
+def test_a_customer_reads_the_same_rows_whichever_way_its_pages_are_found(corrected, customer):
+    """bolt has a small share of this ledger (its pages pick ids from its index first), acme a large one
+    (its pages walk the ids): either way, settled or not, the pages are its entries newest first."""
+    from meterdesk.services.ledger_pages import _walks_ids
+
+    where = EntryFilter(customer=customer)
+    expected = [entry.id for entry in list_entries(corrected, where, limit=1000)]
+    window = open_window(corrected, LedgerQuery(where), page_size=5, settled=False)
+    assert _walks_ids(window) is (customer == "acme")
+    for opened in (window, settle_window(corrected, replace(window, anchors=None, exact=False))):
+        readable = [index for index in range(opened.pages) if opened.readable(index)]
+        seen = {index: [entry.id for entry in read_page(corrected, opened, index).rows] for index in readable}
+        for index, ids in seen.items():
+            assert ids == expected[index * 5:(index + 1) * 5]
