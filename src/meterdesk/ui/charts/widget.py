@@ -79,6 +79,8 @@ class _Row:
         self.plot.getAxis("right").setGrid(False)
         # The grid is the left axis's ticks drawn across: opaque light lines, far cheaper than alpha ones.
         self.plot.getAxis("left").setTickPen(style.pen(style.GRID))
+        # pyqtgraph stacks axes above the view, so the grid ran across bars, legend and line labels: put it behind.
+        self.plot.getAxis("left").setZValue(self.view.zValue() - 1)
         self.plot.getAxis("left").setStyle(tickAlpha=255)
         self.plot.getAxis("left").setWidth(AXIS_WIDTH)
         self.plot.getAxis("right").setWidth(AXIS_WIDTH)
