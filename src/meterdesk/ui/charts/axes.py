@@ -153,6 +153,22 @@ class QuantityAxis(pg.AxisItem):
         super().__init__(orientation, **kwargs)
         self.enableAutoSIPrefix(False)
 
+    def tickValues(self, minVal, maxVal, size):  # noqa: N802, N803 - pyqtgraph's names
+        """pyqtgraph's tick values, in plain Python: its version builds numpy arrays and an all-pairs
+        `isclose` for a dozen ticks, which costs more than the ticks (every axis, every new customer)."""
+        if self.logMode or self.scale != 1:
+            return super().tickValues(minVal, maxVal, size)
+        low, high = sorted((minVal, maxVal))
+        levels, seen = [], []
+        for spacing, offset in self.tickSpacing(low, high, size):
+            start = math.ceil((low - offset) / spacing) * spacing + offset
+            tolerance = spacing * 0.01  # a tick within 1% of a coarser level's is that tick
+            values = [index * spacing + start for index in range(int((high - start) / spacing) + 1)]
+            values = [v for v in values if not any(abs(v - other) <= tolerance for other in seen)]
+            seen += values
+            levels.append((spacing, values))
+        return levels
+
     def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph's name
         return compact_numbers(values, spacing)
 
