@@ -121,13 +121,13 @@ def test_entry_kind_and_source_checks_refuse_other_values(ledger, kind, source):
 
 
 def test_cheap_checks_migration_round_trip_keeps_entries(ledger):
-    """0004 rewrites the entry checks in place (SQLite: the stored definition); down and up again keep every
-    entry and the rules."""
+    """0004 rewrites the entry checks in place (SQLite: the stored definition), 0005 moves PostgreSQL's
+    references to statement-level checks; down past both and up again keeps every entry and the rules."""
     from alembic import command
 
     seed(ledger)
     record_usage(ledger, "acme", "api_calls", "10", "r-1")
-    for target in ("0003", "0004"):
+    for target in ("0003", migrate.HEAD_REVISION):
         with ledger.engine.begin() as connection:
             config = migrate._config()
             config.attributes["connection"] = connection
@@ -143,3 +143,32 @@ def test_cheap_checks_migration_round_trip_keeps_entries(ledger):
             definition = connection.execute(text("SELECT sql FROM sqlite_master WHERE name = 'usage_entries'")).scalar()
             assert " IN (" not in definition
             assert connection.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+
+
+@pytest.mark.parametrize(("customer_id", "unit_id"), [(999, 1), (1, 999)])
+def test_an_entry_must_refer_to_a_known_customer_and_unit(ledger, customer_id, unit_id):
+    """A foreign key on SQLite; on PostgreSQL a statement-level check of every inserted row (0005)."""
+    seed(ledger)
+    insert = ENTRY_INSERT.replace("VALUES (1, 1,", f"VALUES ({customer_id}, {unit_id},")
+    with pytest.raises(IntegrityError):
+        with ledger.write() as connection:
+            connection.execute(text(insert), {"request_id": "r-unknown", "kind": "usage", "source": "cli"})
+    with pytest.raises(IntegrityError):
+        with ledger.write() as connection:
+            connection.execute(text(
+                "INSERT INTO usage_daily (customer_id, period, unit_id, day, quantity, entries, reversals) "
+                f"VALUES ({customer_id}, '2026-01', {unit_id}, '2026-01-01', 1, 1, 0)"
+            ))
+    with ledger.read() as connection:
+        assert connection.execute(text("SELECT count(*) FROM usage_entries")).scalar() == 0
+
+
+def test_a_customer_or_unit_the_ledger_refers_to_cannot_be_deleted(ledger):
+    seed(ledger)
+    record_usage(ledger, "acme", "api_calls", "10", "r-1")
+    for statement in ("DELETE FROM customers WHERE external_id = 'acme'", "DELETE FROM units WHERE code = 'api_calls'"):
+        with pytest.raises(DBAPIError):
+            with ledger.write() as connection:
+                connection.execute(text(statement))
+    with ledger.read() as connection:
+        assert connection.execute(text("SELECT count(*) FROM customers WHERE external_id = 'acme'")).scalar() == 1

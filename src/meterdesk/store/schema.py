@@ -124,6 +124,9 @@ subscriptions = Table(
     Index(None, "customer_id", "starts_on"),
 )
 
+# On PostgreSQL the references of usage_entries and usage_daily to customers and units are checked once
+# per statement by a trigger instead of a foreign key's per-row triggers, and customers and units refuse
+# DELETE (migration 0005); the ForeignKey declarations below describe the rule, which both databases keep.
 usage_entries = Table(
     "usage_entries",
     metadata,
