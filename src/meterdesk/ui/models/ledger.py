@@ -188,6 +188,9 @@ class LedgerTableModel(QAbstractTableModel):
         return self._window is not None and not self._window.exact
 
     def set_query(self, query: LedgerQuery) -> None:
+        """Show `query`; the window shown (or being opened) stays when it is that query already."""
+        if query == self._query and (self._window is not None or self._opening):
+            return
         self._query = query
         self.refresh()
 
@@ -220,6 +223,7 @@ class LedgerTableModel(QAbstractTableModel):
 
     def clear(self) -> None:
         self._generation += 1
+        self._set_opening(False)  # a window on its way is dropped with its generation
         self.beginResetModel()
         self._window = None
         self._reset_cache()

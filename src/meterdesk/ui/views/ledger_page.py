@@ -145,6 +145,8 @@ class LedgerView(QWidget):
         desk.ledger_changed.connect(self._ledger_changed)
         desk.entries_appeared.connect(lambda _latest: self.model.poll())
         self._fill_units_and_periods(desk.catalog)  # the customer picker was made with this catalog
+        if desk.ledger is not None:
+            self.apply_filters()  # a page made on an open ledger shows it at once
 
     # -- filters -------------------------------------------------------------------------------------
     def _catalog_changed(self, catalog) -> None:
