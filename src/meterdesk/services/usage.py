@@ -22,6 +22,7 @@ from meterdesk.domain.errors import Conflict, InvalidInput, MeterdeskError, NotF
 from meterdesk.domain.periods import MAX_FUTURE_SKEW, check_not_future, from_micros, parse_timestamp, to_micros
 from meterdesk.domain.units import MAX_AMOUNT, validate_request_id, validate_usage_amount
 from meterdesk.services.context import default_actor, now_us
+from meterdesk.services.events import record_event
 from meterdesk.services.shapes import exact_money, money
 from meterdesk.services.bulk_import import FAST_COLUMNS, ColumnBatch, ColumnReader, write_columns
 from meterdesk.services.writer import EntryWriter, NewEntry, StoredEntry, mismatch, over_limit
@@ -116,6 +117,23 @@ def record_usage(
     note = validate_note(note)
     now = now_us()
     occurred = parse_occurred_at(occurred_at, now)
+    unit_row = ledger.cache.get(("unit", unit))
+    if unit_row is not None:
+        recorded = record_event(ledger, customer, unit_row, amount, request_id, occurred, now, note, source, actor)
+        if recorded is not None:
+            found, entry_id, charged, balance, period = recorded
+            prepaid = charged is not None
+            return RecordResult(
+                entry_id,
+                False,
+                decode_money(charged) if prepaid else None,
+                decode_money(balance) if prepaid else None,
+                prepaid and balance < -found.credit_limit,
+                period,
+                False,
+                found.currency,
+            )
+    # Everything else — a retry, a conflict, late usage, a unit not seen yet, bad input — in general.
     with ledger.write() as connection:
         writer = EntryWriter(connection, ledger, now, source, actor)
         unit_row = _unit_or_none(connection, ledger, unit)
@@ -148,9 +166,21 @@ def record_usage(
 
 def _default_actor(program: str) -> str:
     """default_actor, remembered for as long as the environment it reads says the same: finding the login
-    name asks the password database, which costs more than recording an event's Python work."""
-    environ = os.environ
-    return _remembered_actor(program, *(environ.get(name) for name in ("METERDESK_ACTOR", "LOGNAME", "USER", "LNAME", "USERNAME")))
+    name asks the password database, which costs more than recording an event's Python work. The variables
+    are read from the environment's own mapping when there is one (os.environ.get costs a microsecond each)."""
+    data = getattr(os.environ, "_data", None)
+    if data is None or _ENVIRON_KEYS is None:
+        return _remembered_actor(program, *(os.environ.get(name) for name in ACTOR_VARIABLES))
+    get = data.get
+    actor, login, user, lname, username = _ENVIRON_KEYS
+    return _remembered_actor(program, get(actor), get(login), get(user), get(lname), get(username))
+
+
+ACTOR_VARIABLES = ("METERDESK_ACTOR", "LOGNAME", "USER", "LNAME", "USERNAME")
+try:
+    _ENVIRON_KEYS = tuple(os.environ.encodekey(name) for name in ACTOR_VARIABLES)  # type: ignore[attr-defined]
+except AttributeError:  # not CPython's os._Environ
+    _ENVIRON_KEYS = None
 
 
 @lru_cache(maxsize=64)

@@ -135,6 +135,9 @@ class Ledger:
     # Connections between transactions, most recently used last, with when they were put back.
     _idle: list[tuple[Connection, float]] = field(default_factory=list, repr=False)
     _closed: bool = field(default=False, repr=False)
+    # Write transactions begun through `write()`: what a connection remembers between the transactions of
+    # `driver_transaction()` is only good while no other write of this process went through it.
+    writes: int = field(default=0, repr=False)
 
     @property
     def name(self) -> str:
@@ -147,10 +150,21 @@ class Ledger:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """One write transaction (SQLite: BEGIN IMMEDIATE). Commits on success, rolls back on error."""
+        self.writes += 1
         with self._translate_errors(), self._connection() as connection:
             connection.execution_options(meterdesk_write=True)
             with connection.begin():
                 yield connection
+
+    def driver_transaction(self) -> DriverTransaction:
+        """A kept connection and its driver connection, for a hot path that runs its own transaction on the
+        driver (services/events.py): it begins and commits; whatever it leaves open is rolled back on exit.
+
+        SQLite's driver connection runs in autocommit mode already (see _configure_sqlite); psycopg's is
+        switched to it for the length of the transaction, so the caller can send BEGIN and COMMIT in a
+        pipeline together with its statements instead of one round trip each.
+        """
+        return DriverTransaction(self)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -189,6 +203,10 @@ class Ledger:
         else:
             self._idle.append((connection, time.monotonic()))
 
+    def _raise_translated(self, error: BaseException) -> None:
+        with self._translate_errors():
+            raise error
+
     @contextmanager
     def _translate_errors(self) -> Iterator[None]:
         try:
@@ -207,6 +225,57 @@ class Ledger:
         while self._idle:
             self._idle.pop()[0].close()
         self.engine.dispose()
+
+
+class DriverTransaction:
+    """See Ledger.driver_transaction. A class rather than a generator: it is entered once per event, and
+    nested @contextmanager generators cost as much as a statement."""
+
+    __slots__ = ("ledger", "connection", "driver", "postgres")
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.postgres = ledger.engine.dialect.name == "postgresql"
+
+    def __enter__(self) -> tuple[Connection, object]:
+        try:
+            self.connection = self.ledger._take()
+        except DBAPIError as error:
+            self.ledger._raise_translated(error)
+        self.driver = self.connection.connection.driver_connection
+        if self.postgres:
+            self.driver.autocommit = True
+        return self.connection, self.driver
+
+    def __exit__(self, kind, error, _traceback) -> None:
+        connection, ledger = self.connection, self.ledger
+        broken = ledger.engine.dialect.loaded_dbapi.OperationalError
+        try:
+            if isinstance(error, broken):
+                connection.invalidate()  # the pool opens a new one for the next transaction
+                ledger._raise_translated(error)
+            try:
+                _rollback_driver(self.driver, self.postgres)
+                if self.postgres:
+                    self.driver.autocommit = False
+            except broken as failure:
+                connection.invalidate()
+                ledger._raise_translated(failure)
+        finally:
+            idle = ledger._idle
+            if ledger._closed or connection.invalidated or len(idle) >= KEEP_IDLE:
+                connection.close()
+            else:  # _put_back, without the checks that cannot fail here
+                idle.append((connection, time.monotonic()))
+
+
+def _rollback_driver(driver, postgres: bool) -> None:
+    """End what a driver transaction left open (a transaction it committed leaves nothing)."""
+    if postgres:
+        if driver.info.transaction_status != 0:  # psycopg.pq.TransactionStatus.IDLE
+            driver.rollback()
+    elif driver.in_transaction:
+        driver.execute("ROLLBACK")
 
 
 def _first_line(error: BaseException | None) -> str:

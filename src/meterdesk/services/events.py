@@ -1,0 +1,327 @@
+"""Recording one usage event per transaction, fast: the common case of `record_usage`, straight on the driver.
+
+A server that records events one by one pays for everything around the write, so the common case — a new
+request id, billed in its own open period — is written here with the few statements it needs and nothing
+else: the customer's event context (`store.queries.event_context`, which also locks the customer on
+PostgreSQL), the entry, its day in the rollup and the prepaid balance, then the commit. Everything else (a
+retried or conflicting request id, usage in a closed period, an unknown unit or customer, bad input) returns
+None here and takes the general path in `services.usage`, which is the authority for those rules; nothing
+this path started is left written when it does.
+
+What the event context says is remembered between events only where a cheap check proves it unchanged:
+- SQLite: per connection, while `PRAGMA data_version` (which moves whenever another connection, in any
+  process, commits) and the ledger's own write counter (other transactions of this process on the same
+  connection) both say that nothing but this path wrote since. The remembered totals and balances are moved
+  by this path's own commits.
+- PostgreSQL: other desks write all the time, so the context is read again in every event, in the one
+  statement that locks the customer (the catalog rows it names come from per-ledger caches of immutable
+  rows: units and plan versions). That statement goes out with the BEGIN, and the writes — one statement of
+  data-modifying CTEs — go out with the COMMIT: two round trips per event.
+"""
+
+from __future__ import annotations
+
+import json
+from bisect import bisect_right
+from decimal import Decimal
+
+from meterdesk.domain.errors import InvalidInput
+from meterdesk.domain.money import round_balance
+from meterdesk.domain.plans import PricingModel, plan_from_dict
+from meterdesk.domain.pricing import charge_price
+from meterdesk.domain.units import Aggregation, validate_usage_amount
+from meterdesk.services.writer import ENTRY_COLUMNS, INSERT_ONE, PEAK_UPDATE, ROLLUP_NAMES, ROLLUP_UPSERT, timeline_of
+from meterdesk.store.codec import decode_quantity, encode_money, encode_quantity
+from meterdesk.store.engine import Ledger
+from meterdesk.store.queries import CustomerRow, PlanVersionRow, UnitRow, _event_sql, _percent_style, fetch
+
+SESSION_KEY = "meterdesk_event_session"
+PERIOD_KEY = "event_period"
+MAX_REMEMBERED_CONTEXTS = 10_000
+
+
+class _Context:
+    """One customer, unit and period as an event sees them: mutable, moved by this path's own commits."""
+
+    __slots__ = ("customer", "prepaid", "last_closed", "charge", "per_unit", "total", "price")
+
+    def __init__(self, customer: CustomerRow, last_closed: str | None, charge, per_unit, total: int) -> None:
+        self.customer = customer
+        self.prepaid = customer.prepaid
+        self.last_closed = last_closed
+        self.charge = charge  # the plan's charge for the unit, None when nothing prices it
+        self.per_unit = per_unit  # _per_unit_terms of the charge
+        self.total = total  # scaled quantity (sum), entries (count) or peak (max) of the period so far
+        self.price: tuple[int, Decimal] | None = None  # (total, its rounded price), when known
+
+
+class _Session:
+    """What a SQLite connection remembers between events (see the module docstring)."""
+
+    __slots__ = ("data_version", "ledger_writes", "contexts", "balances")
+
+    def __init__(self) -> None:
+        self.data_version = None
+        self.ledger_writes = -1
+        self.contexts: dict[tuple[str, int, str], _Context] = {}
+        self.balances: dict[int, int | None] = {}
+
+    def forget(self) -> None:
+        self.contexts.clear()
+        self.balances.clear()
+
+
+def record_event(
+    ledger: Ledger,
+    external_id: str,
+    unit: UnitRow,
+    amount,
+    request_id: str,
+    occurred: int | None,
+    now: int,
+    note: str | None,
+    source: str,
+    actor: str,
+) -> tuple[CustomerRow, int, int | None, int | None, str] | None:
+    """Record a new event billed in its own open period, in one transaction: (customer, entry id, charged,
+    balance after, period), the money in micro-units (None for a postpaid customer). None when the event is
+    anything else; nothing is written then, and the general path decides what it is."""
+    try:
+        number = validate_usage_amount(unit.unit, amount)
+    except InvalidInput:
+        return None  # the general path reports it, in its order of checks
+    quantity = int(number) if unit.unit.decimals == 0 else encode_quantity(number, unit.unit.decimals)
+    instant = now if occurred is None else occurred
+    # The period and local day of the instant; the current period's are remembered.
+    known = ledger.cache.get(PERIOD_KEY)
+    if known is None or not known[0] <= instant < known[1]:
+        known = ledger.cache[PERIOD_KEY] = _period_at(ledger, instant)
+    _, _, period, name, starts, days = known
+    day = days[bisect_right(starts, instant) - 1]
+    with ledger.driver_transaction() as (connection, driver):
+        if ledger.engine.dialect.name == "postgresql":
+            return _record_postgresql(ledger, connection, driver, external_id, unit, quantity, instant, now, period, name, day,
+                                      request_id, note, source, actor)
+        return _record_sqlite(ledger, connection, driver, external_id, unit, quantity, instant, now, period, name, day,
+                              request_id, note, source, actor)
+
+
+def _period_at(ledger: Ledger, instant: int) -> tuple:
+    timeline = timeline_of(ledger)
+    period = timeline.period_of(instant)
+    start, end = timeline.bounds(period)
+    return (start, end, period, timeline.name(period), *timeline.days(period))
+
+
+def _context_sql(ledger: Ledger, external_id: str, unit: UnitRow, period, lock: bool) -> tuple[str, tuple]:
+    """The event context query (store.queries.event_context) and its parameters."""
+    start, _ = timeline_of(ledger).bounds(period)
+    return _event_sql(unit.unit.aggregation, lock), (
+        start, str(period), unit.id, period.last_day.isoformat(), period.first_day.isoformat(), external_id
+    )
+
+
+def _context_from_row(ledger: Ledger, connection, row, unit: UnitRow) -> tuple[_Context, int | None]:
+    """(context, balance in micro-units) from a row of the event context query."""
+    customer = CustomerRow(*row[:8])
+    charge = None
+    if customer.prepaid and row[9] is not None:
+        if row[14] is None:
+            charge = _NEEDS_GENERAL_PATH  # every plan version starts later: the general path knows what prices it
+        else:
+            charge = _plan_version(ledger, connection, row[14]).plan.charge_for(unit.code)
+    per_unit = _per_unit_terms(charge, unit) if charge is not _NEEDS_GENERAL_PATH else None
+    return _Context(customer, row[8], charge, per_unit, int(row[15] or 0)), row[16]
+
+
+_NEEDS_GENERAL_PATH = object()
+
+
+def _plan_version(ledger: Ledger, connection, version_id: int) -> PlanVersionRow:
+    """store.queries.plan_version_by_id, through the driver (this path runs no SQLAlchemy transaction);
+    versions are immutable, so they share that function's per-ledger cache."""
+    key = ("plan_version", version_id)
+    found = ledger.cache.get(key)
+    if found is None:
+        (row,) = fetch(connection, "SELECT id, plan_id, version, effective_from, definition FROM plan_versions WHERE id = ?",
+                       (version_id,))
+        found = ledger.cache[key] = PlanVersionRow(*row[:4], plan_from_dict(json.loads(row[4])))
+    return found
+
+
+def _priced(context: _Context, unit: UnitRow, quantity: int) -> tuple[int | None, int]:
+    """(charged micro-units or None for a postpaid customer, the period total after the entry): the
+    domain's price(total after) - price(total before), each rounded to the balance quantum."""
+    before = context.total
+    aggregation = unit.unit.aggregation
+    if aggregation is Aggregation.SUM:
+        after = before + quantity
+    elif aggregation is Aggregation.COUNT:
+        after = before + 1
+    else:
+        after = max(before, quantity)
+    if not context.prepaid:
+        return None, after
+    charge = context.charge
+    if charge is None:
+        return 0, after
+    if context.per_unit is not None:
+        return _per_unit_micros(context.per_unit, after) - _per_unit_micros(context.per_unit, before), after
+    known = context.price
+    if known is not None and known[0] == before:
+        before_price = known[1]
+    else:
+        before_price = round_balance(charge_price(charge, _decoded(before, unit)))
+    after_price = round_balance(charge_price(charge, _decoded(after, unit)))
+    context.price = (after, after_price)
+    return encode_money(after_price - before_price), after
+
+
+def _per_unit_terms(charge, unit: UnitRow) -> tuple[int, int, int] | None:
+    """A per-unit charge as integers over scaled totals, (included, price digits, power of ten), so that
+    `_per_unit_micros` prices a total without Decimal arithmetic; None when the charge is not per unit or
+    its included quantity has more places than the unit (then the domain's pricing does it)."""
+    if charge is None or charge.model is not PricingModel.PER_UNIT or charge.unit_price is None:
+        return None
+    decimals = 0 if unit.unit.aggregation is Aggregation.COUNT else unit.unit.decimals
+    included = charge.included.scaleb(decimals)
+    if included != included.to_integral_value():
+        return None
+    sign, digits, exponent = charge.unit_price.as_tuple()
+    if sign or not isinstance(exponent, int):
+        return None
+    price = int("".join(map(str, digits)) or "0") * 10 ** max(exponent, 0)
+    return int(included), price, 6 - decimals + min(exponent, 0)
+
+
+def _per_unit_micros(terms: tuple[int, int, int], total: int) -> int:
+    """round_balance(charge_price(charge, total)) in micro-units, for the integer terms of a per-unit charge:
+    billable * unit price, exact, rounded half up to 1e-6 (both factors are never negative)."""
+    included, price, power = terms
+    exact = (total - included) * price if total > included else 0
+    if power >= 0:
+        return exact * 10**power
+    step = 10**-power
+    return (exact + step // 2) // step
+
+
+def _decoded(total: int, unit: UnitRow) -> Decimal:
+    decimals = unit.unit.decimals
+    return Decimal(total) if decimals == 0 or unit.unit.aggregation is Aggregation.COUNT else decode_quantity(total, decimals)
+
+
+def _rollup_row(customer_id: int, name: str, unit: UnitRow, day: str, quantity: int) -> tuple:
+    peak = quantity if unit.unit.aggregation is Aggregation.MAX else 0
+    return (customer_id, name, unit.id, day, quantity, 1, 0, 0, 0, peak)
+
+
+# -- SQLite ---------------------------------------------------------------------------------------------
+
+def _record_sqlite(ledger, connection, driver, external_id, unit, quantity, instant, now, period, name, day,
+                   request_id, note, source, actor) -> tuple | None:
+    execute = driver.execute
+    execute("BEGIN IMMEDIATE")
+    session = connection.info.get(SESSION_KEY)
+    if session is None:
+        session = connection.info[SESSION_KEY] = _Session()
+    version = execute("PRAGMA data_version").fetchone()[0]
+    if version != session.data_version or ledger.writes != session.ledger_writes:
+        session.forget()
+        session.data_version, session.ledger_writes = version, ledger.writes
+    key = (external_id, unit.id, name)
+    context = session.contexts.get(key)
+    if context is None:
+        rows = execute(*_context_sql(ledger, external_id, unit, period, False)).fetchall()
+        if not rows:
+            return None  # unknown customer: the general path says so
+        context, balance = _context_from_row(ledger, connection, rows[0], unit)
+        if len(session.contexts) >= MAX_REMEMBERED_CONTEXTS:
+            session.forget()
+        session.contexts[key] = context
+        session.balances[context.customer.id] = balance
+    customer = context.customer
+    if context.last_closed is not None and name <= context.last_closed or context.charge is _NEEDS_GENERAL_PATH:
+        return None  # late usage: placed by the general path
+    balance = session.balances[customer.id]
+    prepaid = context.prepaid
+    if prepaid and balance is None:
+        return None
+    charged, after = _priced(context, unit, quantity)
+    # No RETURNING: the statement's change count says whether the request id was free, the rowid is the
+    # entry's id, and the balance after the charge is known (nobody else wrote: see _Session).
+    inserted = execute(
+        SQLITE_INSERT, (customer.id, unit.id, quantity, instant, now, instant, name, False, request_id, "usage", None, source,
+                        actor, note, charged)
+    )
+    if inserted.rowcount != 1:
+        return None  # the request id is taken: a retry or a conflict, which the general path tells apart
+    entry_id = inserted.lastrowid
+    execute(SQLITE_ROLLUP, _rollup_row(customer.id, name, unit, day, quantity))
+    if charged:
+        execute(SQLITE_CHARGE, (charged, charged, customer.id))
+        balance -= charged
+    execute("COMMIT")
+    context.total = after
+    if prepaid:
+        session.balances[customer.id] = balance
+    return customer, entry_id, charged, balance, name
+
+
+SQLITE_INSERT = INSERT_ONE.removesuffix(" RETURNING id")
+SQLITE_ROLLUP = f"INSERT INTO usage_daily ({ROLLUP_NAMES}) VALUES ({', '.join('?' * 10)}) {ROLLUP_UPSERT} max({PEAK_UPDATE})"
+SQLITE_CHARGE = "UPDATE customer_balances SET charged = charged + ?, balance = balance - ? WHERE customer_id = ?"
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------------------
+
+def _record_postgresql(ledger, connection, driver, external_id, unit, quantity, instant, now, period, name, day,
+                       request_id, note, source, actor) -> tuple | None:
+    sql, params = _context_sql(ledger, external_id, unit, period, True)
+    with driver.pipeline():
+        driver.execute("BEGIN")
+        cursor = driver.execute(_percent_style(sql), params)
+    rows = cursor.fetchall()
+    if not rows:
+        return None
+    context, balance = _context_from_row(ledger, connection, rows[0], unit)
+    customer = context.customer
+    if context.last_closed is not None and name <= context.last_closed or context.charge is _NEEDS_GENERAL_PATH:
+        return None
+    if customer.prepaid and balance is None:
+        return None
+    charged, _ = _priced(context, unit, quantity)
+    entry = (customer.id, unit.id, quantity, instant, now, instant, name, False, request_id, "usage", None, source, actor,
+             note, charged)
+    rollup = _rollup_row(customer.id, name, unit, day, quantity)
+    with driver.pipeline():
+        if charged:
+            cursor = driver.execute(PG_RECORD_CHARGED, (*entry, *rollup, charged, charged, customer.id))
+        else:
+            cursor = driver.execute(PG_RECORD, (*entry, *rollup))
+        driver.execute("COMMIT")
+    found = cursor.fetchall()
+    if not found or found[0][0] is None:
+        return None  # committed nothing but the lock: the request id is taken
+    if charged:
+        balance = found[0][1]
+    return customer, found[0][0], charged, balance, name
+
+
+# The entry, then its day in the rollup and the charge only when the entry went in (a taken request id
+# inserts nothing, so nothing else moves). The types are spelt out where a parameter reaches a column
+# through a SELECT rather than VALUES.
+_PG_ENTRY = (
+    f"entry AS (INSERT INTO usage_entries ({', '.join(ENTRY_COLUMNS)}) VALUES ({', '.join(['%s'] * len(ENTRY_COLUMNS))}) "
+    "ON CONFLICT (customer_id, request_id) DO NOTHING RETURNING id)"
+)
+_PG_ROLLUP = (
+    f"daily AS (INSERT INTO usage_daily ({ROLLUP_NAMES}) SELECT %s::integer, %s::varchar, %s::integer, %s::varchar, "
+    "%s::bigint, %s::integer, %s::integer, %s::bigint, %s::integer, %s::bigint FROM entry "
+    f"{ROLLUP_UPSERT} greatest({PEAK_UPDATE}))"
+)
+PG_RECORD = f"WITH {_PG_ENTRY}, {_PG_ROLLUP} SELECT id FROM entry"
+PG_RECORD_CHARGED = (
+    f"WITH {_PG_ENTRY}, {_PG_ROLLUP}, charge AS (UPDATE customer_balances SET charged = charged + %s::bigint, "
+    "balance = balance - %s::bigint WHERE customer_id = %s AND EXISTS (SELECT FROM entry) RETURNING balance) "
+    "SELECT (SELECT id FROM entry), (SELECT balance FROM charge)"
+)
