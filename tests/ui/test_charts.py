@@ -182,6 +182,7 @@ def test_plan_allowance_and_tier_boundaries_sit_on_the_cumulative_axis(acme_ledg
     row = chart._row("api_calls")
     assert row.included_line.value() == 10000.0
     assert row.included_line.isVisible()
+    assert row.included_line.label_text() == "10,000 included"
 
 
 # -- browsing -------------------------------------------------------------------------------------------
@@ -433,6 +434,36 @@ def test_a_million_raw_points_draw_at_most_a_bar_per_pixel(chart):
     chart.grab()
     assert 0 < chart.drawn_bars("unit_1") <= chart._row("unit_1").view.width()
     assert np.isclose(chart._row("unit_1").bars.item.opts["height"].max(), model.units[0].heights.max())
+
+
+def test_a_new_customer_paints_each_row_once(chart, qapp):
+    """Rows are laid out and their views settled before the paint; left to the paint, pyqtgraph moves items
+    inside it and a changed title re-lays a row out after it, and Qt paints every row twice."""
+    from PySide6.QtCore import QEvent, QObject
+
+    from meterdesk.ui.charts.model import synthetic_model
+
+    chart.set_model(synthetic_model(500, 2, seed=1))
+    for _ in range(3):  # the rows are new: let them be shown, laid out and painted
+        qapp.processEvents()
+
+    class PaintCounter(QObject):
+        def __init__(self):
+            super().__init__()
+            self.paints: dict[int, int] = {}
+
+        def eventFilter(self, watched, event):  # noqa: N802 - Qt's name
+            if event.type() == QEvent.Type.Paint:
+                self.paints[id(watched)] = self.paints.get(id(watched), 0) + 1
+            return False
+
+    counter = PaintCounter()
+    viewports = [chart.row_widget(code).viewport() for code in ("unit_1", "unit_2")]
+    for viewport in viewports:
+        viewport.installEventFilter(counter)
+    chart.set_model(synthetic_model(500, 2, seed=2))
+    qapp.processEvents()
+    assert [counter.paints.get(id(viewport), 0) for viewport in viewports] == [1, 1]
 
 
 def test_micro_benchmarks_report_milliseconds(qapp):

@@ -55,7 +55,7 @@ class _Row:
 
     def __init__(self, chart: CustomerChart) -> None:
         self.chart = chart
-        self._texts: dict[object, tuple] = {}
+        self._shown: dict[object, tuple] = {}
         self.time_axis = BillingTimeAxis()
         self.widget = pg.PlotWidget(
             background=style.BACKGROUND,
@@ -115,10 +115,11 @@ class _Row:
 
     def changed(self, key: object, *value) -> bool:
         """Whether `value` differs from the last one given under `key` (and remember it). Qt lays text out
-        again, and pyqtgraph re-lays the plot out, on every set, even of the same text: this skips those."""
-        if self._texts.get(key) == value:
+        again, pyqtgraph re-lays the plot out and restyles items on every set, even to the same value: this
+        skips those."""
+        if self._shown.get(key) == value:
             return False
-        self._texts[key] = value
+        self._shown[key] = value
         return True
 
     def set_title(self, text: str) -> None:
