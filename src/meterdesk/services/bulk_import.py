@@ -234,6 +234,9 @@ def write_columns(importer, batch: ColumnBatch, now: int, *, expect_new: bool) -
             rejected: list[tuple[int, str]] = []
             if not expect_new:
                 found = _existing(connection, batch)
+                if found == n:
+                    found, duplicates = [], n  # a re-run: every line recorded before, as the same event
+                    fresh = []
                 if found:
                     differing = [index for index, same in found if not same]
                     duplicates = len(found) - len(differing)
@@ -308,10 +311,59 @@ def _last_closed(connection, ids: list[int]) -> list[str | None]:
     return [period for customer_id, period in rows if customer_id in wanted]
 
 
-def _existing(connection, batch: ColumnBatch) -> list[tuple[int, bool]]:
+def _existing(connection, batch: ColumnBatch) -> list[tuple[int, bool]] | int:
     """(index, same event) of every line of the batch whose request id is already recorded for its customer;
-    the comparison (unit, amount, occurred_at: what makes a retry the same request) is done in SQL."""
+    the comparison (unit, amount, occurred_at: what makes a retry the same request) is done in SQL. Just
+    the number of lines, when every one of them is such a duplicate (a file imported again)."""
     same = "e.unit_id = k.unit_id AND e.quantity = k.quantity AND e.occurred_at = k.occurred_at"
+    n = len(batch.request_ids)
+    if connection.dialect.name == "postgresql":
+        keys = (
+            "unnest(%b::bigint[], %b::text[], %b::bigint[], %b::bigint[], %b::bigint[]) "
+            "WITH ORDINALITY AS k(customer_id, request_id, unit_id, quantity, occurred_at, i) "
+            "JOIN usage_entries e ON e.customer_id = k.customer_id AND e.request_id = k.request_id"
+        )
+        parameters = (batch.customer_ids, batch.request_ids, batch.unit_ids, batch.quantities, batch.occurred)
+        rows = connection.exec_driver_sql(
+            f"SELECT k.i - 1, 0 FROM {keys} WHERE NOT ({same}) "
+            f"UNION ALL SELECT -1, count(*) FROM {keys}",
+            (*parameters, *parameters),
+        ).all()
+    else:
+        cursor = connection.connection.driver_connection.cursor()
+        try:
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS meterdesk_import_keys (i INTEGER PRIMARY KEY, customer_id INTEGER, "
+                "request_id TEXT, unit_id INTEGER, quantity INTEGER, occurred_at INTEGER)"
+            )
+            cursor.execute("DELETE FROM meterdesk_import_keys")
+            cursor.executemany(
+                "INSERT INTO meterdesk_import_keys VALUES (?, ?, ?, ?, ?, ?)",
+                zip(range(n), batch.customer_ids, batch.request_ids, batch.unit_ids, batch.quantities, batch.occurred),
+            )
+            # CROSS JOIN keeps the batch the outer loop: one unique-index probe per line.
+            keys = (
+                "meterdesk_import_keys k CROSS JOIN usage_entries e "
+                "ON e.customer_id = k.customer_id AND e.request_id = k.request_id"
+            )
+            rows = cursor.execute(
+                f"SELECT k.i, 0 FROM {keys} WHERE NOT ({same}) UNION ALL SELECT -1, count(*) FROM {keys}"
+            ).fetchall()
+            cursor.execute("DELETE FROM meterdesk_import_keys")
+        finally:
+            cursor.close()
+    found = next(count for index, count in rows if index < 0)
+    if found == 0:
+        return []
+    if found == n and all(index < 0 for index, _ in rows):
+        return n
+    # Some lines are new, or differ from what was recorded: which ones, line by line.
+    return _existing_lines(connection, batch)
+
+
+def _existing_lines(connection, batch: ColumnBatch) -> list[tuple[int, bool]]:
+    same = "e.unit_id = k.unit_id AND e.quantity = k.quantity AND e.occurred_at = k.occurred_at"
+    n = len(batch.request_ids)
     if connection.dialect.name == "postgresql":
         rows = connection.exec_driver_sql(
             f"SELECT k.i - 1, {same} FROM unnest(%b::bigint[], %b::text[], %b::bigint[], %b::bigint[], %b::bigint[]) "
@@ -322,16 +374,11 @@ def _existing(connection, batch: ColumnBatch) -> list[tuple[int, bool]]:
         return [(index, bool(equal)) for index, equal in rows]
     cursor = connection.connection.driver_connection.cursor()
     try:
-        cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS meterdesk_import_keys (i INTEGER PRIMARY KEY, customer_id INTEGER, "
-            "request_id TEXT, unit_id INTEGER, quantity INTEGER, occurred_at INTEGER)"
-        )
         cursor.execute("DELETE FROM meterdesk_import_keys")
         cursor.executemany(
             "INSERT INTO meterdesk_import_keys VALUES (?, ?, ?, ?, ?, ?)",
-            zip(range(len(batch.request_ids)), batch.customer_ids, batch.request_ids, batch.unit_ids, batch.quantities, batch.occurred),
+            zip(range(n), batch.customer_ids, batch.request_ids, batch.unit_ids, batch.quantities, batch.occurred),
         )
-        # CROSS JOIN keeps the batch the outer loop: one unique-index probe per line.
         rows = cursor.execute(
             f"SELECT k.i, {same} FROM meterdesk_import_keys k CROSS JOIN usage_entries e "
             "ON e.customer_id = k.customer_id AND e.request_id = k.request_id"
