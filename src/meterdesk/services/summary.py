@@ -32,7 +32,6 @@ from meterdesk.store.queries import (
     SubscriptionRow,
     UnitRow,
     customer_with_balance,
-    fetch,
     period_basics,
     period_subscribers,
     plan_for_period,

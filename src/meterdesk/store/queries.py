@@ -190,26 +190,6 @@ def subscriptions_of_many(connection: Connection, customer_ids: list[int]) -> di
     return found
 
 
-def subscriptions_in(connection: Connection, period: Period) -> dict[int, SubscriptionRow]:
-    """customer id -> the subscription that prices the period (the latest-starting one overlapping it),
-    for every customer subscribed in it, in one query."""
-    found: dict[int, SubscriptionRow] = {}
-    rows = connection.execute(
-        select(subscriptions, plans.c.code)
-        .join(plans, plans.c.id == subscriptions.c.plan_id)
-        .where(
-            subscriptions.c.starts_on <= period.last_day.isoformat(),
-            subscriptions.c.ends_on.is_(None) | (subscriptions.c.ends_on > period.first_day.isoformat()),
-        )
-        .order_by(subscriptions.c.starts_on, subscriptions.c.id)
-    )
-    for row in rows:
-        found[row.customer_id] = SubscriptionRow(
-            row.id, row.plan_id, row.code, date.fromisoformat(row.starts_on), date.fromisoformat(row.ends_on) if row.ends_on else None
-        )
-    return found
-
-
 def subscription_for(connection: Connection, customer_id: int, period: Period) -> SubscriptionRow | None:
     """The subscription that prices a period: the latest-starting one overlapping it."""
     overlapping = [s for s in subscriptions_of(connection, customer_id) if s.overlaps(period)]
@@ -252,7 +232,6 @@ __all__ = [
     "plan_for_period",
     "plan_version_in_force",
     "subscription_for",
-    "subscriptions_in",
     "subscriptions_of",
     "unit_by_code",
     "unit_by_id",
