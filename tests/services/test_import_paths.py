@@ -179,3 +179,22 @@ def test_the_fast_lane_records_what_the_general_path_records(seeded, tmp_path, m
     assert [errors(result) for result in found] == [errors(result) for result in expected]
     assert _ledger_state(seeded) == expected_state
     assert (found[1].recorded, found[1].duplicates) == (0, 62)
+
+
+def test_the_fast_lane_stores_quotes_and_backslashes_as_given(seeded, tmp_path, monkeypatch):
+    """Its constants go into the statement (SQLite) or a COPY text (PostgreSQL): both must keep them exact."""
+    from meterdesk.services import bulk_import
+
+    written = []
+    original = bulk_import.write_columns
+    monkeypatch.setattr(usage, "write_columns", lambda *a, **k: written.append(original(*a, **k)) or written[-1])
+    path = tmp_path / "usage.csv"
+    ids = ["back\\slash-1", "tab\\t-2", "quote'3", "plain-4"]
+    path.write_text("".join(f"acme,api_calls,{n + 1},{request_id},{_this_period_at(seeded, n)}\n" for n, request_id in enumerate(ids)))
+    actor = "O'Brien \\ billing\tops"
+    result = import_usage(seeded, path, actor=actor)
+    assert (result.recorded, result.rejected) == (4, 0)
+    assert written and written[0] is not None, "the batch went through the fast lane"
+    with seeded.read() as connection:
+        stored = connection.execute(text("SELECT request_id, actor, source, kind FROM usage_entries ORDER BY quantity")).all()
+    assert [tuple(row) for row in stored] == [(request_id, actor, "import", "usage") for request_id in ids]

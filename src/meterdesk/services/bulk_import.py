@@ -244,8 +244,9 @@ def write_columns(importer, batch: ColumnBatch, now: int, *, expect_new: bool) -
                         rejected.append((batch.first_line + index, _conflict(connection, batch, index, customers, units)))
                     taken = {index for index, _ in found}
                     fresh = [index for index in range(n) if index not in taken]
-            rows = _prepare(writer, batch, fresh, customers, units, period, name, timeline.days(period))
-            if not _insert(connection, rows, now, importer.actor):
+            rows, book_rollup = _prepare(writer, batch, fresh, customers, units, period, name, timeline.days(period))
+            # PostgreSQL: the rollup is added up while the server takes the COPY (see _copy).
+            if not _insert(connection, rows, now, importer.actor, book_rollup):
                 raise _NotForTheFastLane  # a request id was taken after all (a racing import)
             if connection.dialect.name == "postgresql":
                 _upsert_rollup(connection, writer._rollup)
@@ -423,24 +424,25 @@ def _prepare(writer: EntryWriter, batch: ColumnBatch, fresh, customers, units, p
         times = [batch.occurred[i] for i in fresh]
         request_ids = [batch.request_ids[i] for i in fresh]
     count = len(request_ids)
-    if not count:
-        return []
-    day_of = list(map(day_names.__getitem__, map((-1).__add__, map(bisect_right, repeat(starts, count), times))))
     charged: list[int | None] = [None] * count
     prepaid = {customer_id for customer_id in set(customer_ids) if customers[customer_id].prepaid}
     if prepaid:
         _charge(writer, prepaid, customer_ids, unit_ids, quantities, times, request_ids, customers, units, period, charged)
-    rollup = writer._rollup
-    peak_units = {unit_id for unit_id in set(unit_ids) if units[unit_id].unit.aggregation is Aggregation.MAX}
-    for key, quantity in zip(zip(customer_ids, repeat(name), unit_ids, day_of), quantities):
-        counts = rollup.get(key)
-        if counts is None:
-            counts = rollup[key] = [0, 0, 0, 0, 0, 0]
-        counts[0] += quantity
-        counts[1] += 1
-        if key[2] in peak_units and quantity > counts[5]:
-            counts[5] = quantity
-    return list(zip(customer_ids, unit_ids, quantities, times, times, repeat(name, count), request_ids, charged))
+
+    def book_rollup() -> None:
+        day_of = map(day_names.__getitem__, map((-1).__add__, map(bisect_right, repeat(starts, count), times)))
+        rollup = writer._rollup
+        peak_units = {unit_id for unit_id in set(unit_ids) if units[unit_id].unit.aggregation is Aggregation.MAX}
+        for key, quantity in zip(zip(customer_ids, repeat(name), unit_ids, day_of), quantities):
+            counts = rollup.get(key)
+            if counts is None:
+                counts = rollup[key] = [0, 0, 0, 0, 0, 0]
+            counts[0] += quantity
+            counts[1] += 1
+            if key[2] in peak_units and quantity > counts[5]:
+                counts[5] = quantity
+
+    return list(zip(customer_ids, unit_ids, quantities, times, times, repeat(name, count), request_ids, charged)), book_rollup
 
 
 def _charge(writer, prepaid, customer_ids, unit_ids, quantities, times, request_ids, customers, units, period, charged) -> None:
@@ -507,17 +509,21 @@ def _charge(writer, prepaid, customer_ids, unit_ids, quantities, times, request_
             prices[key] = (total, price, charge)
 
 
+COPY_ROWS = 10_000  # rows per write to a COPY
 PLAIN_COLUMNS = "customer_id, unit_id, quantity, occurred_at, billed_at, period, request_id, charged"
 CONSTANT_COLUMNS = "recorded_at, late, kind, corrects_id, source, actor, note"
 
 
-def _insert(connection, rows: list[tuple], now: int, actor: str) -> bool:
+def _insert(connection, rows: list[tuple], now: int, actor: str, meanwhile) -> bool:
     """Insert the rows (PLAIN_COLUMNS), the columns every row of an import shares written once in the
-    statement; False, when a request id turned out to be taken (the caller rolls back)."""
+    statement, and call `meanwhile()`; False, when a request id turned out to be taken (the caller rolls
+    back)."""
     if not rows:
+        meanwhile()
         return True
     if connection.dialect.name == "postgresql":
-        return _copy(connection, rows, now, actor)
+        return _copy(connection, rows, now, actor, meanwhile)
+    meanwhile()
     literal = "'" + actor.replace("'", "''") + "'"
     cursor = connection.connection.driver_connection.cursor()
     try:
@@ -562,21 +568,28 @@ def _copy_text(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
-def _copy(connection, rows: list[tuple], now: int, actor: str) -> bool:
+def _copy(connection, rows: list[tuple], now: int, actor: str, meanwhile) -> bool:
     """COPY in text format, each line formatted once in Python (request ids are printable: only a
-    backslash needs escaping)."""
+    backslash needs escaping). A thread of psycopg's sends the data while this one runs `meanwhile()`,
+    so the server inserts and this process adds up the rollup at the same time."""
+    from psycopg.copy import QueuedLibpqWriter
     from psycopg.errors import UniqueViolation
 
     tail = f"\t{int(now)}\tf\tusage\t\\N\timport\t{_copy_text(actor)}\t\\N\n"
     escape = _copy_text if any("\\" in row[6] for row in rows) else str
     null = "\\N"
-    text = "".join(
-        f"{c}\t{u}\t{q}\t{o}\t{b}\t{p}\t{escape(r)}\t{null if m is None else m}{tail}" for c, u, q, o, b, p, r, m in rows
-    )
     raw = connection.connection.dbapi_connection
     try:
-        with raw.cursor() as cursor, cursor.copy(f"COPY usage_entries ({PLAIN_COLUMNS}, {CONSTANT_COLUMNS}) FROM STDIN") as copy:
-            copy.write(text)
+        with raw.cursor() as cursor:
+            statement = f"COPY usage_entries ({PLAIN_COLUMNS}, {CONSTANT_COLUMNS}) FROM STDIN"
+            with cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
+                # In slices: the server inserts one while the next is formatted.
+                for start in range(0, len(rows), COPY_ROWS):
+                    copy.write("".join(
+                        f"{c}\t{u}\t{q}\t{o}\t{b}\t{p}\t{escape(r)}\t{null if m is None else m}{tail}"
+                        for c, u, q, o, b, p, r, m in rows[start : start + COPY_ROWS]
+                    ))
+                meanwhile()
     except UniqueViolation:
         return False
     return True
