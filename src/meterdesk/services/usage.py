@@ -35,6 +35,7 @@ MAX_NOTE_LENGTH = 2000
 MAX_FUTURE_SKEW_US = int(MAX_FUTURE_SKEW.total_seconds()) * 1_000_000
 MAX_REPORTED_ERRORS = 10_000
 IMPORT_BATCH = 100_000  # lines per transaction: big enough that commits, index page writes and rollup rows amortize
+FIRST_BATCH = 12_500  # a fast-lane import's first batch; the next ones double up to IMPORT_BATCH
 EXPECT_NEW_AFTER = 1000  # a batch this big with no request id taken makes the next ones skip the lookups
 
 
@@ -313,8 +314,10 @@ def _read_csv_fast(importer: "_Importer", handle, batch_size: int) -> Iterator:
     if width not in (len(FAST_COLUMNS), len(IMPORT_FIELDS)):
         width = len(IMPORT_FIELDS)  # the column checks will send every batch the general way
     reader = ColumnReader(importer, width, _MAX_SCALED, lambda now: now + MAX_FUTURE_SKEW_US)
+    size = min(batch_size, FIRST_BATCH)
     while True:
-        lines = pending + list(islice(handle, batch_size - len(pending)))
+        lines = pending + list(islice(handle, size - len(pending)))
+        size = min(batch_size, size * 2)  # small first batches: the writer starts while the reader goes on
         pending = []
         if not lines:
             return
