@@ -19,8 +19,9 @@ path uses; only the per-line work around them is done in bulk.
 
 from __future__ import annotations
 
-import csv
+import queue
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from bisect import bisect_right
@@ -31,7 +32,7 @@ from operator import floordiv
 from typing import NamedTuple
 
 from meterdesk.domain.units import MAX_REQUEST_ID_LENGTH, Aggregation
-from meterdesk.services.writer import ENTRY_COLUMNS, MAX_REMEMBERED_PRICES, EntryWriter, NewEntry, StoredEntry, timeline_of
+from meterdesk.services.writer import MAX_REMEMBERED_PRICES, EntryWriter, NewEntry, StoredEntry, timeline_of
 from meterdesk.store.codec import decode_quantity
 from meterdesk.store.engine import Ledger
 
@@ -244,9 +245,9 @@ def write_columns(importer, batch: ColumnBatch, now: int, *, expect_new: bool) -
                         rejected.append((batch.first_line + index, _conflict(connection, batch, index, customers, units)))
                     taken = {index for index, _ in found}
                     fresh = [index for index in range(n) if index not in taken]
-            rows, book_rollup = _prepare(writer, batch, fresh, customers, units, period, name, timeline.days(period))
-            # PostgreSQL: the rollup is added up while the server takes the COPY (see _copy).
-            if not _insert(connection, rows, now, importer.actor, book_rollup):
+            count, chunks, book_rollup = _prepare(writer, batch, fresh, customers, units, period, name, timeline.days(period))
+            # The database inserts one slice while the next is priced, and the rollup is added up meanwhile.
+            if not _insert(connection, count, chunks, now, importer.actor, book_rollup):
                 raise _NotForTheFastLane  # a request id was taken after all (a racing import)
             if connection.dialect.name == "postgresql":
                 _upsert_rollup(connection, writer._rollup)
@@ -254,7 +255,7 @@ def write_columns(importer, batch: ColumnBatch, now: int, *, expect_new: bool) -
             writer.flush(balances=False)
     except _NotForTheFastLane:
         return None
-    return Outcome(len(rows), duplicates, rejected)
+    return Outcome(count, duplicates, rejected)
 
 
 @contextmanager
@@ -410,9 +411,10 @@ def _conflict(connection, batch: ColumnBatch, index: int, customers, units) -> s
     )
 
 
-def _prepare(writer: EntryWriter, batch: ColumnBatch, fresh, customers, units, period, name: str, days) -> list[tuple]:
-    """Rows (customer, unit, quantity, occurred_at, billed_at, period, request id, charged) of the fresh
-    lines, in file order; the rollup and the prepaid charges booked on the writer as `prepare_many` would."""
+def _prepare(writer: EntryWriter, batch: ColumnBatch, fresh, customers, units, period, name: str, days):
+    """(count, slices, book_rollup): the rows (customer, unit, quantity, occurred_at, billed_at, period,
+    request id, charged) of the fresh lines in file order, in slices priced as they are taken, and what
+    books their rollup on the writer — the bookkeeping `prepare_many` does, in bulk."""
     starts, day_names = days
     if isinstance(fresh, range):
         customer_ids, unit_ids, quantities = batch.customer_ids, batch.unit_ids, batch.quantities
@@ -424,10 +426,20 @@ def _prepare(writer: EntryWriter, batch: ColumnBatch, fresh, customers, units, p
         times = [batch.occurred[i] for i in fresh]
         request_ids = [batch.request_ids[i] for i in fresh]
     count = len(request_ids)
-    charged: list[int | None] = [None] * count
     prepaid = {customer_id for customer_id in set(customer_ids) if customers[customer_id].prepaid}
-    if prepaid:
-        _charge(writer, prepaid, customer_ids, unit_ids, quantities, times, request_ids, customers, units, period, charged)
+    charger = _Charger(writer, prepaid, customer_ids, unit_ids, quantities, times, request_ids, customers, units, period) if prepaid else None
+
+    def chunks() -> Iterator[list[tuple]]:
+        """The rows, a slice at a time, each slice's prepaid charges priced just before it is handed on."""
+        for start in range(0, count, CHUNK_ROWS):
+            stop = min(count, start + CHUNK_ROWS)
+            charged: list[int | None] = [None] * (stop - start)
+            if charger is not None:
+                charger.charge(start, stop, charged)
+            yield list(zip(customer_ids[start:stop], unit_ids[start:stop], quantities[start:stop], times[start:stop],
+                           times[start:stop], repeat(name, stop - start), request_ids[start:stop], charged))
+        if charger is not None:
+            charger.finish()
 
     def book_rollup() -> None:
         day_of = map(day_names.__getitem__, map((-1).__add__, map(bisect_right, repeat(starts, count), times)))
@@ -442,100 +454,147 @@ def _prepare(writer: EntryWriter, batch: ColumnBatch, fresh, customers, units, p
             if key[2] in peak_units and quantity > counts[5]:
                 counts[5] = quantity
 
-    return list(zip(customer_ids, unit_ids, quantities, times, times, repeat(name, count), request_ids, charged)), book_rollup
+    return count, chunks(), book_rollup
 
 
-def _charge(writer, prepaid, customer_ids, unit_ids, quantities, times, request_ids, customers, units, period, charged) -> None:
-    """Price each prepaid line's charge in file order: price(total after) - price(total before) of its
+class _Charger:
+    """Prices each prepaid line's charge in file order: price(total after) - price(total before) of its
     customer's unit in the period, rounded once per price — `EntryWriter.prepaid_charge`, with its lookups
     done once per customer and unit instead of once per line."""
-    from meterdesk.domain.money import round_balance
-    from meterdesk.domain.pricing import charge_price
-    from meterdesk.store.codec import encode_money
 
-    first: dict[tuple[int, int], int] = {}
-    for index, (customer_id, unit_id) in enumerate(zip(customer_ids, unit_ids)):
-        if customer_id in prepaid and (customer_id, unit_id) not in first:
-            first[(customer_id, unit_id)] = index
-    writer.preload([
-        NewEntry(customers[customer_id], units[unit_id], None, quantities[index], times[index], request_ids[index], None)
-        for (customer_id, unit_id), index in first.items()
-    ])
-    name = writer.timeline.name(period)
-    totals, prices, deltas = writer._totals, writer._prices, writer._balance_deltas
-    states: dict[tuple[int, int], list] = {}
-    amounts: dict[tuple[int, int], Decimal] = {}
-    for index, pair in enumerate(zip(customer_ids, unit_ids)):
-        if pair[0] not in prepaid:
-            continue
-        state = states.get(pair)
-        if state is None:
+    def __init__(self, writer, prepaid, customer_ids, unit_ids, quantities, times, request_ids, customers, units, period) -> None:
+        first: dict[tuple[int, int], int] = {}
+        for index, pair in enumerate(zip(customer_ids, unit_ids)):
+            if pair[0] in prepaid and pair not in first:
+                first[pair] = index
+        writer.preload([
+            NewEntry(customers[customer_id], units[unit_id], None, quantities[index], times[index], request_ids[index], None)
+            for (customer_id, unit_id), index in first.items()
+        ])
+        self.writer, self.prepaid, self.customers, self.units, self.period = writer, prepaid, customers, units, period
+        self.customer_ids, self.unit_ids, self.quantities = customer_ids, unit_ids, quantities
+        self.name = writer.timeline.name(period)
+        self.amounts: dict[tuple[int, int], Decimal] = {}
+        # Everything read from the database is read now: on PostgreSQL the slices are priced while the
+        # connection is busy with the COPY.
+        from meterdesk.domain.money import round_balance
+        from meterdesk.domain.pricing import charge_price
+
+        self.states: dict[tuple[int, int], list] = {}
+        for pair in first:
             customer, unit = customers[pair[0]], units[pair[1]]
             before = writer._total(customer, unit, period)
             charge = writer._charge(customer, period, unit)
-            known = prices.get((pair[0], pair[1], name))
+            known = writer._prices.get((pair[0], pair[1], self.name))
             if charge is None:
                 price = None
             elif known and known[0] == before and known[2] is charge:
                 price = known[1]
             else:
                 price = round_balance(charge_price(charge, before))
-            state = states[pair] = [before, price, charge, unit.unit.aggregation, unit.unit.decimals]
-        before, price, charge, aggregation, decimals = state
-        if aggregation is Aggregation.COUNT:
-            after = before + 1
-        else:
-            key = (quantities[index], decimals)
-            amount = amounts.get(key)
-            if amount is None:
-                amount = amounts[key] = decode_quantity(*key)
-            after = before + amount if aggregation is Aggregation.SUM else max(before, amount)
-        state[0] = after
-        if charge is None:
-            charged[index] = 0
-            continue
-        after_price = round_balance(charge_price(charge, after)) if after != before else price
-        state[1] = after_price
-        amount_charged = encode_money(after_price - price)
-        charged[index] = amount_charged
-        if amount_charged:
-            deltas[pair[0]] += amount_charged
-    if len(prices) + len(states) >= MAX_REMEMBERED_PRICES:
-        prices.clear()
-    for (customer_id, unit_id), (total, price, charge, _, _) in states.items():
-        key = (customer_id, unit_id, name)
-        totals[key] = total
-        if charge is not None:
-            prices[key] = (total, price, charge)
+            self.states[pair] = [before, price, charge, unit.unit.aggregation, unit.unit.decimals]
+
+    def charge(self, start: int, stop: int, charged: list) -> None:
+        from meterdesk.domain.money import round_balance
+        from meterdesk.domain.pricing import charge_price
+        from meterdesk.store.codec import encode_money
+
+        prepaid, states, amounts = self.prepaid, self.states, self.amounts
+        deltas, quantities = self.writer._balance_deltas, self.quantities
+        for index, pair in enumerate(zip(self.customer_ids[start:stop], self.unit_ids[start:stop]), start):
+            if pair[0] not in prepaid:
+                continue
+            state = states[pair]
+            before, price, charge, aggregation, decimals = state
+            if aggregation is Aggregation.COUNT:
+                after = before + 1
+            else:
+                key = (quantities[index], decimals)
+                amount = amounts.get(key)
+                if amount is None:
+                    amount = amounts[key] = decode_quantity(*key)
+                after = before + amount if aggregation is Aggregation.SUM else max(before, amount)
+            state[0] = after
+            if charge is None:
+                charged[index - start] = 0
+                continue
+            after_price = round_balance(charge_price(charge, after)) if after != before else price
+            state[1] = after_price
+            amount_charged = encode_money(after_price - price)
+            charged[index - start] = amount_charged
+            if amount_charged:
+                deltas[pair[0]] += amount_charged
+
+    def finish(self) -> None:
+        """The running totals and prices, left where the writer (and the next batch) look for them."""
+        totals, prices = self.writer._totals, self.writer._prices
+        if len(prices) + len(self.states) >= MAX_REMEMBERED_PRICES:
+            prices.clear()
+        for (customer_id, unit_id), (total, price, charge, _, _) in self.states.items():
+            key = (customer_id, unit_id, self.name)
+            totals[key] = total
+            if charge is not None:
+                prices[key] = (total, price, charge)
 
 
-COPY_ROWS = 10_000  # rows per write to a COPY
+CHUNK_ROWS = 10_000  # rows per slice handed to the insert (or the COPY) while the next is priced
 PLAIN_COLUMNS = "customer_id, unit_id, quantity, occurred_at, billed_at, period, request_id, charged"
 CONSTANT_COLUMNS = "recorded_at, late, kind, corrects_id, source, actor, note"
 
 
-def _insert(connection, rows: list[tuple], now: int, actor: str, meanwhile) -> bool:
-    """Insert the rows (PLAIN_COLUMNS), the columns every row of an import shares written once in the
-    statement, and call `meanwhile()`; False, when a request id turned out to be taken (the caller rolls
-    back)."""
-    if not rows:
+def _insert(connection, count: int, chunks, now: int, actor: str, meanwhile) -> bool:
+    """Insert the rows (PLAIN_COLUMNS) slice by slice, the columns every row of an import shares written
+    once in the statement, and call `meanwhile()`; False when a request id turned out to be taken (the
+    caller rolls back)."""
+    if not count:
         meanwhile()
         return True
     if connection.dialect.name == "postgresql":
-        return _copy(connection, rows, now, actor, meanwhile)
-    meanwhile()
+        return _copy(connection, chunks, now, actor, meanwhile)
+    return _insert_sqlite(connection, count, chunks, now, actor, meanwhile)
+
+
+def _insert_sqlite(connection, count: int, chunks, now: int, actor: str, meanwhile) -> bool:
+    """executemany on a second thread, slice after slice: SQLite lets go of the GIL while it inserts a row,
+    and this thread prices the next slice meanwhile. The connection is only ever used by one of the two
+    at a time (this thread touches it again after joining)."""
     literal = "'" + actor.replace("'", "''") + "'"
+    statement = (
+        f"INSERT INTO usage_entries ({PLAIN_COLUMNS}, {CONSTANT_COLUMNS}) "
+        f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, {int(now)}, FALSE, 'usage', NULL, 'import', {literal}, NULL) "
+        "ON CONFLICT (customer_id, request_id) DO NOTHING"
+    )
     cursor = connection.connection.driver_connection.cursor()
+    handed: queue.Queue = queue.Queue(maxsize=2)
+    inserted = [0]
+    failures: list[BaseException] = []
+
+    def insert() -> None:
+        while (rows := handed.get()) is not None:
+            if failures:
+                continue  # drain: the other thread is told at its next slice
+            try:
+                cursor.executemany(statement, rows)
+                inserted[0] += cursor.rowcount
+            except BaseException as error:  # noqa: BLE001 - raised again in the calling thread
+                failures.append(error)
+
+    inserter = threading.Thread(target=insert, name="meterdesk-import-insert", daemon=True)
+    inserter.start()
     try:
-        cursor.executemany(
-            f"INSERT INTO usage_entries ({PLAIN_COLUMNS}, {CONSTANT_COLUMNS}) "
-            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, {int(now)}, FALSE, 'usage', NULL, 'import', {literal}, NULL) "
-            "ON CONFLICT (customer_id, request_id) DO NOTHING",
-            rows,
-        )
-        return cursor.rowcount == len(rows)
+        for rows in chunks:
+            if failures:
+                break
+            handed.put(rows)
+        if not failures:
+            meanwhile()
     finally:
+        handed.put(None)
+        inserter.join()
         cursor.close()
+    if failures:
+        raise failures[0]
+    return inserted[0] == count
 
 
 def _upsert_rollup(connection, rollup: dict) -> None:
@@ -568,7 +627,7 @@ def _copy_text(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
-def _copy(connection, rows: list[tuple], now: int, actor: str, meanwhile) -> bool:
+def _copy(connection, chunks, now: int, actor: str, meanwhile) -> bool:
     """COPY in text format, each line formatted once in Python (request ids are printable: only a
     backslash needs escaping). A thread of psycopg's sends the data while this one runs `meanwhile()`,
     so the server inserts and this process adds up the rollup at the same time."""
@@ -576,18 +635,17 @@ def _copy(connection, rows: list[tuple], now: int, actor: str, meanwhile) -> boo
     from psycopg.errors import UniqueViolation
 
     tail = f"\t{int(now)}\tf\tusage\t\\N\timport\t{_copy_text(actor)}\t\\N\n"
-    escape = _copy_text if any("\\" in row[6] for row in rows) else str
     null = "\\N"
     raw = connection.connection.dbapi_connection
     try:
         with raw.cursor() as cursor:
             statement = f"COPY usage_entries ({PLAIN_COLUMNS}, {CONSTANT_COLUMNS}) FROM STDIN"
             with cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
-                # In slices: the server inserts one while the next is formatted.
-                for start in range(0, len(rows), COPY_ROWS):
+                for rows in chunks:  # the server inserts one slice while the next is priced and formatted
+                    escape = _copy_text if any("\\" in row[6] for row in rows) else str
                     copy.write("".join(
                         f"{c}\t{u}\t{q}\t{o}\t{b}\t{p}\t{escape(r)}\t{null if m is None else m}{tail}"
-                        for c, u, q, o, b, p, r, m in rows[start : start + COPY_ROWS]
+                        for c, u, q, o, b, p, r, m in rows
                     ))
                 meanwhile()
     except UniqueViolation:
