@@ -19,6 +19,7 @@ path uses; only the per-line work around them is done in bulk.
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import threading
@@ -219,7 +220,7 @@ def write_columns(importer, batch: ColumnBatch, now: int, *, expect_new: bool) -
     name = timeline.name(period)
     customer_ids, unit_ids, request_ids = batch.customer_ids, batch.unit_ids, batch.request_ids
     n = len(request_ids)
-    if len(set(zip(customer_ids, request_ids))) < n:
+    if len(set(request_ids)) < n and len(set(zip(customer_ids, request_ids))) < n:
         return None  # the file repeats a request id within the batch: the general path says how
     try:
         with _write(ledger) as connection:
@@ -273,12 +274,14 @@ def _write(ledger: Ledger) -> Iterator:
     with ledger._translate_errors(), ledger._connection() as connection:
         driver = connection.connection.driver_connection
         driver.execute("PRAGMA foreign_keys=OFF")
+        driver.execute(f"PRAGMA cache_size={IMPORT_CACHE}")
         try:
             connection.execution_options(meterdesk_write=True)
             with connection.begin():
                 yield connection
         finally:
             driver.execute("PRAGMA foreign_keys=ON")
+            driver.execute(f"PRAGMA cache_size={NORMAL_CACHE}")
 
 
 def _customers(importer, connection, ids: set[int]) -> dict:
@@ -537,6 +540,9 @@ class _Charger:
                 prices[key] = (total, price, charge)
 
 
+IMPORT_CACHE = int(os.environ.get("METERDESK_IMPORT_CACHE", "-131072"))
+NORMAL_CACHE = -131072
+INSERT_THREAD = os.environ.get("METERDESK_INSERT_THREAD", "1") == "1"
 CHUNK_ROWS = 10_000  # rows per slice handed to the insert (or the COPY) while the next is priced
 PLAIN_COLUMNS = "customer_id, unit_id, quantity, occurred_at, billed_at, period, request_id, charged"
 CONSTANT_COLUMNS = "recorded_at, late, kind, corrects_id, source, actor, note"
@@ -565,6 +571,14 @@ def _insert_sqlite(connection, count: int, chunks, now: int, actor: str, meanwhi
         "ON CONFLICT (customer_id, request_id) DO NOTHING"
     )
     cursor = connection.connection.driver_connection.cursor()
+    if not INSERT_THREAD:
+        inserted = 0
+        for rows in chunks:
+            cursor.executemany(statement, rows)
+            inserted += cursor.rowcount
+        meanwhile()
+        cursor.close()
+        return inserted == count
     handed: queue.Queue = queue.Queue(maxsize=2)
     inserted = [0]
     failures: list[BaseException] = []
