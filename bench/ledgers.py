@@ -362,4 +362,10 @@ def pg_ledger(server, n: int, log=print) -> tuple[str, str]:
         load_pg(server, ledger, events)
         build_raw_pg(server, ledger)
         mark_cached(name)
+    else:
+        with server.connect(ledger) as connection:
+            has_raw = connection.execute("SELECT to_regclass('raw_usage') IS NOT NULL").fetchone()[0]
+        if not has_raw:  # an interrupted build (or someone's cleanup) left the ledger without its baseline table
+            log(f"rebuilding the baseline table of the PostgreSQL ledger of {n:,} entries")
+            build_raw_pg(server, ledger)
     return ledger, ledger
