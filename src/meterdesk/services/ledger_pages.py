@@ -8,9 +8,11 @@ ends on the id, so it is deterministic. Entries written after the snapshot are r
 
 Numbering millions of rows takes seconds, so a window opens in two steps. `open_window(settled=False)` takes
 only what is cheap: the count from the daily rollup when the filter is one of its keys (customer, unit,
-period, kind), and, in id order over a ledger without gaps in its ids (SQLite never leaves any), every
-anchor by arithmetic. Whatever is still missing, `settle_window` finds later on a worker; meanwhile the pages
-within a few of either end are read by a short OFFSET from that end (`readable`).
+period, kind). The whole ledger in id order is cheaper still: its count is estimated from the lowest and the
+highest id and every anchor follows by arithmetic, which is exact when the ids have no gaps (SQLite never
+leaves any). Whatever is still missing or estimated, `settle_window` finds later on a worker (the estimate
+is checked against the rollup); meanwhile the pages within a few of either end are read by a short OFFSET
+from that end (`readable`).
 """
 
 from __future__ import annotations
@@ -137,7 +139,12 @@ class LedgerWindow:
     page_size: int
     anchors: Sequence[tuple] | None  # per page: (key, id) or (id,); None until settled
     recent_ids: frozenset[int] = frozenset()  # matching ids within LOOKBACK of the snapshot (see entries_after)
-    exact: bool = True  # `count` is the exact number of rows
+    exact: bool = True  # `count` is the exact number of rows; else a lower bound, or with anchors an estimate
+
+    @property
+    def estimated(self) -> bool:
+        """Count and anchors assume ids without gaps (see `open_window`); `settle_window` checks them."""
+        return not self.exact and self.anchors is not None
 
     @property
     def pages(self) -> int:
@@ -293,24 +300,28 @@ def open_window(
     with ledger.read() as connection:
         count: int | None = None
         lowest = None
+        by_ids = _without_filter(where) and query.sort is SortKey.ID
         if snapshot_id is None:
             # One statement, so one snapshot on PostgreSQL too: the rollup then counts exactly the entries
             # up to the highest id it sees (the ledger is append-only; later ids are not visible to it).
             # Each its own subquery: SQLite answers a lone max() or min() from the end of the B-tree, but
             # both in one SELECT from the table would scan it.
-            rollup = _rollup_count(where)
+            rollup = None if by_ids and not settled else _rollup_count(where)
             columns = [select(func.max(e.id)).scalar_subquery(), select(func.min(e.id)).scalar_subquery()]
             row = connection.execute(select(*columns, *([rollup] if rollup is not None else []))).one()
             snapshot_id, lowest = row[0] or 0, row[1] or 0
             if rollup is not None:
                 count = int(row[2] or 0) if snapshot_id else 0
         anchors: Sequence[tuple] | None = None
-        if count is not None and _without_filter(where) and query.sort is SortKey.ID and count == snapshot_id - lowest + 1:
-            # Every id from the lowest to the snapshot is there: page i starts i pages from the end.
+        exact = count is not None
+        if by_ids and lowest is not None and snapshot_id and count in (None, snapshot_id - lowest + 1):
+            # Every id from the lowest to the snapshot is there (known, or assumed until settled): page i
+            # starts i pages from the end.
+            count = snapshot_id - lowest + 1
             pages = -(-count // page_size)
             anchors = IdSteps(snapshot_id, -page_size, pages) if query.descending else IdSteps(lowest, page_size, pages)
         window = LedgerWindow(query, snapshot_id, count if count is not None else 0, page_size, anchors,
-                              _recent_ids(connection, query, snapshot_id), exact=count is not None)
+                              _recent_ids(connection, query, snapshot_id), exact=exact)
         if settled and not window.settled:
             window = _settle(connection, window)
     return window
@@ -323,7 +334,7 @@ def open_with_first_page(ledger: Ledger, query: LedgerQuery, *, page_size: int =
     if window.pages == 0:
         return window, LedgerPage(0, (), {})
     first = read_page(ledger, window, 0)
-    if not window.exact:
+    if not window.exact and not window.estimated:
         window = replace(window, count=len(first.rows), exact=len(first.rows) < page_size)
     return window, first
 
@@ -348,6 +359,15 @@ def settle_window(ledger: Ledger, window: LedgerWindow) -> LedgerWindow:
     if window.settled:
         return window
     with ledger.read() as connection:
+        if window.estimated:
+            # The rollup counts every entry now; the ones above the snapshot are a short id range. One
+            # statement, one snapshot. When they agree with the ids, the estimate was the count.
+            e = usage_entries.c
+            newer = select(func.count()).select_from(usage_entries).where(e.id > window.snapshot_id).scalar_subquery()
+            now, above = connection.execute(select(_rollup_count(window.query.where), newer)).one()
+            if int(now or 0) - above == window.count:
+                return replace(window, exact=True)
+            window = replace(window, anchors=None)
         return _settle(connection, window)
 
 

@@ -184,8 +184,9 @@ class LedgerTableModel(QAbstractTableModel):
 
     @property
     def counting(self) -> bool:
-        """The window is open but its count is still a lower bound (the first page)."""
-        return self._window is not None and not self._window.exact
+        """The window is open but its count is still a lower bound (the first page). An estimate from the
+        ids is not shown as counting: it is the count unless the ids have gaps, and it settles in a moment."""
+        return self._window is not None and not self._window.exact and not self._window.estimated
 
     def set_query(self, query: LedgerQuery) -> None:
         """Show `query`; the window shown (or being opened) stays when it is that query already."""
@@ -277,9 +278,9 @@ class LedgerTableModel(QAbstractTableModel):
         old = self._window
         if generation != self._generation or old is None or old.snapshot_id != window.snapshot_id:
             return
-        if old.exact and old.count != window.count:
-            # Only PostgreSQL can get here (an entry below the snapshot committed in between): the
-            # positions of the rows read so far may have moved by one.
+        if old.count != window.count and (old.exact or old.estimated):
+            # The ids had gaps (PostgreSQL), or an entry below the snapshot committed in between: the rows
+            # read so far may sit at other positions.
             self._pages.clear()
             self._in_flight.clear()
         first_old, first_new = len(self._head) + old.count, len(self._head) + window.count
