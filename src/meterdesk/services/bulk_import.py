@@ -19,10 +19,7 @@ path uses; only the per-line work around them is done in bulk.
 
 from __future__ import annotations
 
-import os
-import queue
 import re
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from bisect import bisect_right
@@ -247,7 +244,7 @@ def write_columns(importer, batch: ColumnBatch, now: int, *, expect_new: bool) -
                     taken = {index for index, _ in found}
                     fresh = [index for index in range(n) if index not in taken]
             count, chunks, book_rollup = _prepare(writer, batch, fresh, customers, units, period, name, timeline.days(period))
-            # The database inserts one slice while the next is priced, and the rollup is added up meanwhile.
+            # PostgreSQL inserts one slice while the next is priced, and the rollup is added up meanwhile.
             if not _insert(connection, count, chunks, now, importer.actor, book_rollup):
                 raise _NotForTheFastLane  # a request id was taken after all (a racing import)
             if connection.dialect.name == "postgresql":
@@ -274,14 +271,12 @@ def _write(ledger: Ledger) -> Iterator:
     with ledger._translate_errors(), ledger._connection() as connection:
         driver = connection.connection.driver_connection
         driver.execute("PRAGMA foreign_keys=OFF")
-        driver.execute(f"PRAGMA cache_size={IMPORT_CACHE}")
         try:
             connection.execution_options(meterdesk_write=True)
             with connection.begin():
                 yield connection
         finally:
             driver.execute("PRAGMA foreign_keys=ON")
-            driver.execute(f"PRAGMA cache_size={NORMAL_CACHE}")
 
 
 def _customers(importer, connection, ids: set[int]) -> dict:
@@ -337,15 +332,7 @@ def _existing(connection, batch: ColumnBatch) -> list[tuple[int, bool]] | int:
     else:
         cursor = connection.connection.driver_connection.cursor()
         try:
-            cursor.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS meterdesk_import_keys (i INTEGER PRIMARY KEY, customer_id INTEGER, "
-                "request_id TEXT, unit_id INTEGER, quantity INTEGER, occurred_at INTEGER)"
-            )
-            cursor.execute("DELETE FROM meterdesk_import_keys")
-            cursor.executemany(
-                "INSERT INTO meterdesk_import_keys VALUES (?, ?, ?, ?, ?, ?)",
-                zip(range(n), batch.customer_ids, batch.request_ids, batch.unit_ids, batch.quantities, batch.occurred),
-            )
+            _fill_keys(cursor, batch)
             # CROSS JOIN keeps the batch the outer loop: one unique-index probe per line.
             keys = (
                 "meterdesk_import_keys k CROSS JOIN usage_entries e "
@@ -366,9 +353,22 @@ def _existing(connection, batch: ColumnBatch) -> list[tuple[int, bool]] | int:
     return _existing_lines(connection, batch)
 
 
+def _fill_keys(cursor, batch: ColumnBatch) -> None:
+    """SQLite: the batch's keys and events in a temporary table, to be joined with the unique index."""
+    cursor.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS meterdesk_import_keys (i INTEGER PRIMARY KEY, customer_id INTEGER, "
+        "request_id TEXT, unit_id INTEGER, quantity INTEGER, occurred_at INTEGER)"
+    )
+    cursor.execute("DELETE FROM meterdesk_import_keys")
+    cursor.executemany(
+        "INSERT INTO meterdesk_import_keys VALUES (?, ?, ?, ?, ?, ?)",
+        zip(range(len(batch.request_ids)), batch.customer_ids, batch.request_ids, batch.unit_ids, batch.quantities, batch.occurred),
+    )
+
+
 def _existing_lines(connection, batch: ColumnBatch) -> list[tuple[int, bool]]:
+    """(index, same event) of each line recorded before, line by line."""
     same = "e.unit_id = k.unit_id AND e.quantity = k.quantity AND e.occurred_at = k.occurred_at"
-    n = len(batch.request_ids)
     if connection.dialect.name == "postgresql":
         rows = connection.exec_driver_sql(
             f"SELECT k.i - 1, {same} FROM unnest(%b::bigint[], %b::text[], %b::bigint[], %b::bigint[], %b::bigint[]) "
@@ -379,11 +379,7 @@ def _existing_lines(connection, batch: ColumnBatch) -> list[tuple[int, bool]]:
         return [(index, bool(equal)) for index, equal in rows]
     cursor = connection.connection.driver_connection.cursor()
     try:
-        cursor.execute("DELETE FROM meterdesk_import_keys")
-        cursor.executemany(
-            "INSERT INTO meterdesk_import_keys VALUES (?, ?, ?, ?, ?, ?)",
-            zip(range(n), batch.customer_ids, batch.request_ids, batch.unit_ids, batch.quantities, batch.occurred),
-        )
+        _fill_keys(cursor, batch)
         rows = cursor.execute(
             f"SELECT k.i, {same} FROM meterdesk_import_keys k CROSS JOIN usage_entries e "
             "ON e.customer_id = k.customer_id AND e.request_id = k.request_id"
@@ -396,7 +392,8 @@ def _existing_lines(connection, batch: ColumnBatch) -> list[tuple[int, bool]]:
 
 def _conflict(connection, batch: ColumnBatch, index: int, customers, units) -> str:
     """The general path's words for a request id recorded before with a different event."""
-    from meterdesk.services.writer import mismatch
+    from meterdesk.domain.errors import Conflict
+    from meterdesk.services.usage import _duplicate_or_conflict
 
     customer_id, request_id = batch.customer_ids[index], batch.request_ids[index]
     row = connection.exec_driver_sql(
@@ -404,14 +401,14 @@ def _conflict(connection, batch: ColumnBatch, index: int, customers, units) -> s
         + ("WHERE customer_id = %s AND request_id = %s" if connection.dialect.name == "postgresql" else "WHERE customer_id = ? AND request_id = ?"),
         (customer_id, request_id),
     ).one()
-    stored = StoredEntry(*row[:8], bool(row[8]))
     unit = units[batch.unit_ids[index]]
     entry = NewEntry(customers[customer_id], unit, decode_quantity(batch.quantities[index], unit.unit.decimals),
                      batch.quantities[index], batch.occurred[index], request_id, None)
-    return (
-        f"request_id: {request_id!r} was already recorded for customer {entry.customer.external_id!r} "
-        f"as entry {stored.id} with {mismatch(stored, entry)}; use a new request id for a new event"
-    )
+    try:
+        _duplicate_or_conflict(StoredEntry(*row[:8], bool(row[8])), entry)
+    except Conflict as error:
+        return str(error)
+    raise AssertionError("the database called this line a different event; the comparison says it is the same")
 
 
 def _prepare(writer: EntryWriter, batch: ColumnBatch, fresh, customers, units, period, name: str, days):
@@ -540,10 +537,7 @@ class _Charger:
                 prices[key] = (total, price, charge)
 
 
-IMPORT_CACHE = int(os.environ.get("METERDESK_IMPORT_CACHE", "-131072"))
-NORMAL_CACHE = -131072
-INSERT_THREAD = os.environ.get("METERDESK_INSERT_THREAD", "1") == "1"
-CHUNK_ROWS = 10_000  # rows per slice handed to the insert (or the COPY) while the next is priced
+CHUNK_ROWS = 10_000  # rows per slice: PostgreSQL inserts one while the next is priced
 PLAIN_COLUMNS = "customer_id, unit_id, quantity, occurred_at, billed_at, period, request_id, charged"
 CONSTANT_COLUMNS = "recorded_at, late, kind, corrects_id, source, actor, note"
 
@@ -561,9 +555,6 @@ def _insert(connection, count: int, chunks, now: int, actor: str, meanwhile) -> 
 
 
 def _insert_sqlite(connection, count: int, chunks, now: int, actor: str, meanwhile) -> bool:
-    """executemany on a second thread, slice after slice: SQLite lets go of the GIL while it inserts a row,
-    and this thread prices the next slice meanwhile. The connection is only ever used by one of the two
-    at a time (this thread touches it again after joining)."""
     literal = "'" + actor.replace("'", "''") + "'"
     statement = (
         f"INSERT INTO usage_entries ({PLAIN_COLUMNS}, {CONSTANT_COLUMNS}) "
@@ -571,44 +562,15 @@ def _insert_sqlite(connection, count: int, chunks, now: int, actor: str, meanwhi
         "ON CONFLICT (customer_id, request_id) DO NOTHING"
     )
     cursor = connection.connection.driver_connection.cursor()
-    if not INSERT_THREAD:
+    try:
         inserted = 0
         for rows in chunks:
             cursor.executemany(statement, rows)
             inserted += cursor.rowcount
-        meanwhile()
-        cursor.close()
-        return inserted == count
-    handed: queue.Queue = queue.Queue(maxsize=2)
-    inserted = [0]
-    failures: list[BaseException] = []
-
-    def insert() -> None:
-        while (rows := handed.get()) is not None:
-            if failures:
-                continue  # drain: the other thread is told at its next slice
-            try:
-                cursor.executemany(statement, rows)
-                inserted[0] += cursor.rowcount
-            except BaseException as error:  # noqa: BLE001 - raised again in the calling thread
-                failures.append(error)
-
-    inserter = threading.Thread(target=insert, name="meterdesk-import-insert", daemon=True)
-    inserter.start()
-    try:
-        for rows in chunks:
-            if failures:
-                break
-            handed.put(rows)
-        if not failures:
-            meanwhile()
     finally:
-        handed.put(None)
-        inserter.join()
         cursor.close()
-    if failures:
-        raise failures[0]
-    return inserted[0] == count
+    meanwhile()
+    return inserted == count
 
 
 def _upsert_rollup(connection, rollup: dict) -> None:
