@@ -101,7 +101,7 @@ METHOD = """## How it is measured
   by the entries' charges. They hold exactly what the services write for the same events: `bench/verify.py`
   loads the same events both ways and compares every row of `usage_entries`, `usage_daily` and
   `customer_balances` (run by `python -m bench --verify`). They are cached under `bench/.data/`, keyed by the
-  data version and the schema revision. The SQLite ledger is not ANALYZEd (meterdesk never does); the
+  data version; one cached at an older schema revision is migrated in place, as a team's ledger would be. The SQLite ledger is not ANALYZEd (meterdesk never does); the
   PostgreSQL ledger is VACUUM ANALYZEd once, as autovacuum would do to a table that grew.
 - **Baselines** for imports and reads run on a bare table with the parsed rows (customer, unit, quantity,
   occurred_at, period, request id), its unique key (customer, request id) and, for reads, the best
