@@ -198,3 +198,20 @@ def test_the_fast_lane_stores_quotes_and_backslashes_as_given(seeded, tmp_path, 
     with seeded.read() as connection:
         stored = connection.execute(text("SELECT request_id, actor, source, kind FROM usage_entries ORDER BY quantity")).all()
     assert [tuple(row) for row in stored] == [(request_id, actor, "import", "usage") for request_id in ids]
+
+
+def test_foreign_keys_are_checked_again_after_a_fast_lane_import(seeded, tmp_path):
+    """SQLite's fast lane writes with the per-row foreign key checks off; the connection gets them back."""
+    from sqlalchemy.exc import IntegrityError
+
+    path = tmp_path / "usage.csv"
+    path.write_text("".join(f"acme,api_calls,{n + 1},fk-{n},{_this_period_at(seeded, n)}\n" for n in range(20)))
+    assert import_usage(seeded, path).recorded == 20
+    for _ in range(3):  # whichever kept connection the next write gets
+        with pytest.raises(IntegrityError):
+            with seeded.write() as connection:
+                connection.execute(text(
+                    "INSERT INTO usage_entries (customer_id, unit_id, quantity, occurred_at, recorded_at, billed_at, period, "
+                    "late, request_id, kind, corrects_id, source, actor, note, charged) "
+                    "VALUES (999, 1, 1, 0, 0, 0, '2026-01', false, 'fk-bad', 'usage', NULL, 'cli', 'test', NULL, NULL)"
+                ))

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from bisect import bisect_right
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -153,16 +152,15 @@ class ColumnReader:
         return found
 
     def _amount(self, text: str, decimals: int) -> int | None:
-        """An amount with a fractional part, scaled by `decimals` (the same reading as usage._plain_quantity);
-        None when it has more places than the unit allows."""
+        """An amount with a fractional part, scaled by `decimals`: the general path's reading
+        (usage._plain_quantity), remembered; None when that reading declines it."""
         key = (text, decimals)
         found = self.amounts.get(key)
         if found is None:
-            whole, _, fraction = text.partition(".")
-            if fraction[decimals:].strip("0"):
-                return None
-            found = int(whole) * _SCALE[decimals] + (int(fraction[:decimals].ljust(decimals, "0")) if decimals else 0)
-            if len(self.amounts) < 1 << 16:
+            from meterdesk.services.usage import _plain_quantity
+
+            found = _plain_quantity(text, decimals)
+            if found is not None and len(self.amounts) < 1 << 16:
                 self.amounts[key] = found
         return found
 
@@ -220,7 +218,10 @@ def write_columns(importer, batch: ColumnBatch, now: int, *, expect_new: bool) -
     if len(set(request_ids)) < n and len(set(zip(customer_ids, request_ids))) < n:
         return None  # the file repeats a request id within the batch: the general path says how
     try:
-        with _write(ledger) as connection:
+        # SQLite without its per-row foreign key checks: every customer and unit the batch refers to is read
+        # in this transaction first (a missing one stops the batch), and neither is ever deleted; on a bulk
+        # import those checks cost a fifth of each insert.
+        with ledger.write(foreign_keys=False) as connection:
             customers = _customers(importer, connection, set(customer_ids))
             units = _units(importer, connection, set(unit_ids))
             writer = EntryWriter(connection, ledger, now, "import", importer.actor)
@@ -256,29 +257,6 @@ def write_columns(importer, batch: ColumnBatch, now: int, *, expect_new: bool) -
     return Outcome(count, duplicates, rejected)
 
 
-@contextmanager
-def _write(ledger: Ledger) -> Iterator:
-    """`ledger.write()`; on SQLite without its per-row foreign key checks. Every customer and unit id the
-    batch refers to is read in the same transaction first (`_customers`, `_units`: a missing one stops the
-    batch), and customers and units are never deleted, so the checks could only repeat that; on a bulk
-    import they cost a fifth of each insert. PRAGMA foreign_keys only takes effect outside a transaction,
-    so it is switched before BEGIN and back after the commit, on the same connection."""
-    if ledger.dialect != "sqlite":
-        with ledger.write() as connection:
-            yield connection
-        return
-    ledger.writes += 1
-    with ledger._translate_errors(), ledger._connection() as connection:
-        driver = connection.connection.driver_connection
-        driver.execute("PRAGMA foreign_keys=OFF")
-        try:
-            connection.execution_options(meterdesk_write=True)
-            with connection.begin():
-                yield connection
-        finally:
-            driver.execute("PRAGMA foreign_keys=ON")
-
-
 def _customers(importer, connection, ids: set[int]) -> dict:
     from sqlalchemy import select
 
@@ -311,6 +289,15 @@ def _last_closed(connection, ids: list[int]) -> list[str | None]:
     return [period for customer_id, period in rows if customer_id in wanted]
 
 
+# PostgreSQL: the batch's keys and events as arrays (binary, so psycopg quotes nothing), numbered from 1,
+# joined with the unique index.
+_PG_KEYS = (
+    "unnest(%b::bigint[], %b::text[], %b::bigint[], %b::bigint[], %b::bigint[]) "
+    "WITH ORDINALITY AS k(customer_id, request_id, unit_id, quantity, occurred_at, i) "
+    "JOIN usage_entries e ON e.customer_id = k.customer_id AND e.request_id = k.request_id"
+)
+
+
 def _existing(connection, batch: ColumnBatch) -> list[tuple[int, bool]] | int:
     """(index, same event) of every line of the batch whose request id is already recorded for its customer;
     the comparison (unit, amount, occurred_at: what makes a retry the same request) is done in SQL. Just
@@ -318,15 +305,10 @@ def _existing(connection, batch: ColumnBatch) -> list[tuple[int, bool]] | int:
     same = "e.unit_id = k.unit_id AND e.quantity = k.quantity AND e.occurred_at = k.occurred_at"
     n = len(batch.request_ids)
     if connection.dialect.name == "postgresql":
-        keys = (
-            "unnest(%b::bigint[], %b::text[], %b::bigint[], %b::bigint[], %b::bigint[]) "
-            "WITH ORDINALITY AS k(customer_id, request_id, unit_id, quantity, occurred_at, i) "
-            "JOIN usage_entries e ON e.customer_id = k.customer_id AND e.request_id = k.request_id"
-        )
         parameters = (batch.customer_ids, batch.request_ids, batch.unit_ids, batch.quantities, batch.occurred)
         rows = connection.exec_driver_sql(
-            f"SELECT k.i - 1, 0 FROM {keys} WHERE NOT ({same}) "
-            f"UNION ALL SELECT -1, count(*) FROM {keys}",
+            f"SELECT k.i - 1, 0 FROM {_PG_KEYS} WHERE NOT ({same}) "
+            f"UNION ALL SELECT -1, count(*) FROM {_PG_KEYS}",
             (*parameters, *parameters),
         ).all()
     else:
@@ -371,9 +353,7 @@ def _existing_lines(connection, batch: ColumnBatch) -> list[tuple[int, bool]]:
     same = "e.unit_id = k.unit_id AND e.quantity = k.quantity AND e.occurred_at = k.occurred_at"
     if connection.dialect.name == "postgresql":
         rows = connection.exec_driver_sql(
-            f"SELECT k.i - 1, {same} FROM unnest(%b::bigint[], %b::text[], %b::bigint[], %b::bigint[], %b::bigint[]) "
-            "WITH ORDINALITY AS k(customer_id, request_id, unit_id, quantity, occurred_at, i) "
-            "JOIN usage_entries e ON e.customer_id = k.customer_id AND e.request_id = k.request_id",
+            f"SELECT k.i - 1, {same} FROM {_PG_KEYS}",
             (batch.customer_ids, batch.request_ids, batch.unit_ids, batch.quantities, batch.occurred),
         ).all()
         return [(index, bool(equal)) for index, equal in rows]

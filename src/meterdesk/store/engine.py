@@ -148,13 +148,26 @@ class Ledger:
         return self.engine.dialect.name
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """One write transaction (SQLite: BEGIN IMMEDIATE). Commits on success, rolls back on error."""
+    def write(self, *, foreign_keys: bool = True) -> Iterator[Connection]:
+        """One write transaction (SQLite: BEGIN IMMEDIATE). Commits on success, rolls back on error.
+
+        `foreign_keys=False` (SQLite): without its per-row foreign key checks, for a bulk writer that has read
+        every row its rows refer to in the same transaction (services/bulk_import.py). The pragma only takes
+        effect outside a transaction, so it is switched before BEGIN and back after the end, on the same
+        connection. PostgreSQL checks references once per statement anyway (migration 0005).
+        """
         self.writes += 1
+        checks_off = not foreign_keys and self.dialect == "sqlite"
         with self._translate_errors(), self._connection() as connection:
-            connection.execution_options(meterdesk_write=True)
-            with connection.begin():
-                yield connection
+            if checks_off:
+                connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+            try:
+                connection.execution_options(meterdesk_write=True)
+                with connection.begin():
+                    yield connection
+            finally:
+                if checks_off:
+                    connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
 
     def driver_transaction(self) -> DriverTransaction:
         """A kept connection and its driver connection, for a hot path that runs its own transaction on the
