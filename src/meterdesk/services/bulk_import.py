@@ -53,8 +53,7 @@ class ColumnBatch(NamedTuple):
     unit_ids: list[int]
     quantities: list[int]  # scaled by the unit's decimals
     occurred: list[int]  # microseconds
-    request_ids: list[str]
-    notes: list[str | None] | None  # None: no line has a note
+    request_ids: list[str]  # no notes: a batch with one goes the general way
 
 
 class ColumnReader:
@@ -86,13 +85,12 @@ class ColumnReader:
         occurred = self._times(times, now)
         if occurred is None:
             return None
-        notes = None
         if self.width == 6:
             note_column = columns[5]
             if any(note_column):
                 return None  # notes are rare: the general path validates them
         return ColumnBatch(first_line, last_line, bytes_read, customer_ids, unit_ids, quantities, occurred,
-                           request_ids, notes)
+                           request_ids)
 
     def columns(self, lines: list[str]) -> list[list[str]] | None:
         """The fields of lines that are each one CSV row of `width` fields without quotes, column by column;

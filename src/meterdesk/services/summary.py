@@ -80,8 +80,26 @@ class SeriesPoint:
         return {"start": timestamp(self.start_us), "unit": self.unit, "quantity": plain(self.quantity)}
 
 
+class _PeriodAmounts:
+    """What a customer's period comes to, for records that carry its mode, base fee and usage amount."""
+
+    __slots__ = ()
+    mode: str
+    base_fee: Decimal
+    usage_amount: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.base_fee + self.usage_amount
+
+    @property
+    def due(self) -> Decimal:
+        """What the period's invoice asks for: prepaid usage is already paid from the balance."""
+        return self.base_fee if self.mode == "prepaid" else self.total
+
+
 @dataclass(frozen=True, slots=True)
-class Summary:
+class Summary(_PeriodAmounts):
     customer: str
     name: str
     mode: str
@@ -98,15 +116,6 @@ class Summary:
     corrections: int
     granularity: str | None = None
     series: tuple[SeriesPoint, ...] = field(default=())
-
-    @property
-    def total(self) -> Decimal:
-        return self.base_fee + self.usage_amount
-
-    @property
-    def due(self) -> Decimal:
-        """What the period's invoice asks for: prepaid usage is already paid from the balance."""
-        return self.base_fee if self.mode == "prepaid" else self.total
 
     def to_json(self) -> dict:
         currency = self.currency
@@ -426,7 +435,7 @@ def _range_summary(connection, ledger: Ledger, customer: CustomerRow, start_us: 
 # -- every customer's period ---------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
-class CustomerPeriod:
+class CustomerPeriod(_PeriodAmounts):
     """One customer's period in the period report: usage per unit, priced as its invoice would be."""
 
     customer: str
@@ -437,15 +446,6 @@ class CustomerPeriod:
     units: tuple[tuple[str, Decimal, Decimal], ...]  # (unit code, quantity, amount) per charge of the plan
     base_fee: Decimal
     usage_amount: Decimal
-
-    @property
-    def total(self) -> Decimal:
-        return self.base_fee + self.usage_amount
-
-    @property
-    def due(self) -> Decimal:
-        """What the period's invoice asks for: prepaid usage is already paid from the balance."""
-        return self.base_fee if self.mode == "prepaid" else self.total
 
     def to_json(self) -> dict:
         currency = self.currency

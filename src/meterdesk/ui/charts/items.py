@@ -131,6 +131,8 @@ class ValueLine(pg.GraphicsObject):
     Stands in for pyqtgraph's InfiniteLine and its InfLineLabel, which re-place the line and re-lay out the
     label's text on every change of the view (a few milliseconds per chart update for a handful of lines).
     This one is drawn in device pixels from its value, so a moved view costs nothing until the paint.
+    Its value is a position on the axis, a float like every drawn coordinate (ui/charts/model.py); what a
+    reader sees is its label, formatted from the exact Decimal by the caller.
     """
 
     _PAD_X = 4.0
