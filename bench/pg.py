@@ -30,14 +30,29 @@ SETTINGS = {
 }
 
 
+# Where the server lives when the checkout sits below a folder the postgres user may not enter (as root in
+# a private temporary directory, say); a fixed path, so big ledgers stay cached between runs there too.
+FALLBACK_ROOT = Path("/var/tmp/meterdesk-bench-pg")
+
+
+def _postgres_can_reach(root: Path) -> bool:
+    """As root the server runs as `postgres`, which must be able to reach `root`'s folder."""
+    if os.geteuid() != 0:
+        return True
+    folder = root.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    found = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(folder)], capture_output=True)
+    return found.returncode == 0
+
+
 class BenchServer:
     def __init__(self, root: Path) -> None:
         bindir = find_bindir()
         if bindir is None:
             raise RuntimeError(INSTALL_HINT)
         self.bindir = bindir
-        self.root = root
-        self.datadir = root / "data"
+        self.root = root if _postgres_can_reach(root) else FALLBACK_ROOT
+        self.datadir = self.root / "data"
         # METERDESK_BENCH_PG_PORT: use the benchmark server already running on this port (started by
         # `python -m bench.pg`), so several benchmark processes can share it; it is left running.
         attached = os.environ.get("METERDESK_BENCH_PG_PORT")
