@@ -145,6 +145,27 @@ def test_cheap_checks_migration_round_trip_keeps_entries(ledger):
             assert connection.execute(text("PRAGMA integrity_check")).scalar() == "ok"
 
 
+def _entry_indexes(connection) -> set[str]:
+    return {index["name"] for index in inspect(connection).get_indexes("usage_entries")}
+
+
+def test_the_entry_time_index_is_sqlite_only_and_comes_back_on_downgrade(ledger):
+    """0006 drops (customer, period, unit, billed_at) on PostgreSQL; SQLite keeps it. Down to 0005 and up again."""
+    from alembic import command
+
+    index = "ix_usage_entries_customer_id_period_unit_id_billed_at"
+    with ledger.read() as connection:
+        assert (index in _entry_indexes(connection)) == (ledger.dialect == "sqlite")
+    for target, present in (("0005", True), (migrate.HEAD_REVISION, ledger.dialect == "sqlite")):
+        with ledger.engine.begin() as connection:
+            config = migrate._config()
+            config.attributes["connection"] = connection
+            (command.downgrade if target == "0005" else command.upgrade)(config, target)
+        with ledger.read() as connection:
+            assert (index in _entry_indexes(connection)) == present, target
+            assert "ix_usage_entries_occurred_at" in _entry_indexes(connection)
+
+
 @pytest.mark.parametrize(("customer_id", "unit_id"), [(999, 1), (1, 999)])
 def test_an_entry_must_refer_to_a_known_customer_and_unit(ledger, customer_id, unit_id):
     """A foreign key on SQLite; on PostgreSQL a statement-level check of every inserted row (0005)."""
