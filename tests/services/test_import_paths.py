@@ -215,3 +215,62 @@ def test_foreign_keys_are_checked_again_after_a_fast_lane_import(seeded, tmp_pat
                     "late, request_id, kind, corrects_id, source, actor, note, charged) "
                     "VALUES (999, 1, 1, 0, 0, 0, '2026-01', false, 'fk-bad', 'usage', NULL, 'cli', 'test', NULL, NULL)"
                 ))
+
+
+TIERED_PLAN = {
+    "code": "tiered",
+    "name": "Tiered",
+    "currency": "EUR",
+    "base_fee": "0",
+    "charges": [
+        {"unit": "api_calls", "model": "graduated", "included": "5", "tiers": [
+            {"up_to": "20", "unit_price": "0.0125", "flat_fee": "0.50"}, {"up_to": "60", "unit_price": "0.003"},
+            {"unit_price": "0.0001234", "flat_fee": "0.07"}]},
+        {"unit": "storage_gb", "model": "volume", "tiers": [
+            {"up_to": "2.5", "unit_price": "0.333333"}, {"unit_price": "0.1234567", "flat_fee": "1"}]},
+        {"unit": "seats", "model": "package", "package_size": "3", "package_price": "2.999"},
+        {"unit": "builds", "model": "graduated", "tiers": [{"up_to": "3", "unit_price": "0"}, {"unit_price": "0.4"}]},
+    ],
+}
+
+
+def test_the_fast_lane_prices_every_model_as_the_general_path(seeded, tmp_path, monkeypatch):
+    """A prepaid customer on graduated, volume and package charges over sum, max and count units: the
+    fast lane's integer pricing charges each line what the general path's Decimal pricing charges."""
+    from meterdesk.services import bulk_import
+    from meterdesk.services.catalog import add_customer, save_plan
+    from meterdesk.store.engine import open_ledger
+
+    units = ["api_calls", "storage_gb", "seats", "builds"]
+    amounts = {"api_calls": lambda n: str(n % 9 + 1), "storage_gb": lambda n: f"0.{n % 7 + 1}25", "seats": lambda n: str(n % 11 + 1), "builds": lambda n: "1"}
+    lines = [f"cora,{units[n % 4]},{amounts[units[n % 4]](n)},tier-{n},{_this_period_at(seeded, n)}" for n in range(120)]
+    path = tmp_path / "tiered.csv"
+    path.write_text("customer,unit,amount,request_id,occurred_at\n" + "\n".join(lines) + "\n")
+
+    def prepare(ledger) -> None:
+        save_plan(ledger, TIERED_PLAN, actor="tests")
+        add_customer(ledger, "cora", "Cora", "tiered", prepaid=True, credit_limit="1000", actor="tests")
+        grant_credits(ledger, "cora", "10", "g")
+
+    reference = open_ledger(f"sqlite:///{tmp_path / 'reference.sqlite3'}")
+    seed(reference)
+    grant_credits(reference, "bolt", "100", "g")
+    prepare(reference)
+    with monkeypatch.context() as general_only:
+        general_only.setattr(bulk_import.ColumnReader, "check", lambda *arguments: None)
+        general_only.setattr(usage, "READER_PROCESS_BYTES", 1 << 40)
+        expected = import_usage(reference, path, batch_size=16)
+    expected_state = _ledger_state(reference)
+    reference.close()
+
+    prepare(seeded)
+    written = []
+    original = bulk_import.write_columns
+    monkeypatch.setattr(usage, "write_columns", lambda *a, **k: written.append(original(*a, **k)) or written[-1])
+    monkeypatch.setattr(usage, "READER_PROCESS_BYTES", 1 << 40)
+    found = import_usage(seeded, path, batch_size=16)
+    assert len(written) >= 6 and all(outcome is not None for outcome in written), "every batch went through the fast lane"
+    assert _outcome(found) == _outcome(expected) == (120, 0, 0, [])
+    state = _ledger_state(seeded)
+    assert state == expected_state
+    assert len({row.charged for row in state["entries"]}) > 10  # the lines were really charged, differently

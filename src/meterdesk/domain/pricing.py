@@ -203,6 +203,80 @@ def incremental_charge(charge: Charge, before: Decimal, after: Decimal) -> Decim
         return round_balance(charge_price(charge, after)) - round_balance(charge_price(charge, before))
 
 
+def balance_micros_pricer(charge: Charge, decimals: int) -> Callable[[int], int] | None:
+    """round_balance(charge_price(charge, total / 10**decimals)) in micro-units (1e-6 of the currency), as a
+    function of the period total as a scaled integer — for pricing a prepaid customer's every line of a
+    bulk import in integers. None when a term of the charge is not exact at that scale, is negative or is
+    missing: then charge_price (the reference this mirrors, model by model) prices it.
+
+    Every price and fee is an integer numerator over 10**money, quantities over 10**decimals; the exact
+    price is N / 10**(money + decimals), rounded half up to micro-units once, as round_balance does.
+    """
+
+    def scaled(value: Decimal | None, places: int) -> int | None:
+        if value is None or not value.is_finite() or value < 0:
+            return None
+        exact = value.scaleb(places, EXACT_CONTEXT)
+        return int(exact) if exact == exact.to_integral_value() else None
+
+    model, tiers = charge.model, charge.tiers
+    prices = [charge.unit_price, charge.package_price] + [t.unit_price for t in tiers] + [t.flat_fee for t in tiers]
+    exponents = [value.as_tuple().exponent for value in prices if value is not None]
+    if any(not isinstance(exponent, int) for exponent in exponents):
+        return None
+    money = max([6] + [-exponent for exponent in exponents])
+    step = 10 ** (money + decimals - 6)
+    fee_scale = 10**decimals
+    included = scaled(charge.included, decimals)
+    if included is None:
+        return None
+
+    def rounded(numerator: int) -> int:
+        return numerator if step == 1 else (numerator + step // 2) // step
+
+    if model is PricingModel.PER_UNIT:
+        price = scaled(charge.unit_price, money)
+        if price is None:
+            return None
+        return lambda total: rounded((total - included) * price) if total > included else 0
+    if model is PricingModel.PACKAGE:
+        size, package_price = scaled(charge.package_size, decimals), scaled(charge.package_price, money)
+        if not size or package_price is None:
+            return None
+        return lambda total: rounded(-(-max(total - included, 0) // size) * package_price * fee_scale)
+    terms = [(scaled(t.up_to, decimals) if t.up_to is not None else None, scaled(t.unit_price, money), scaled(t.flat_fee, money)) for t in tiers]
+    if any(price is None or fee is None or (t.up_to is not None and up_to is None) for t, (up_to, price, fee) in zip(tiers, terms)):
+        return None
+    terms = [(up_to, price, fee * fee_scale) for up_to, price, fee in terms]
+    if model is PricingModel.GRADUATED:
+
+        def graduated(total: int) -> int:
+            billable = total - included if total > included else 0
+            numerator = lower = 0
+            for index, (up_to, price, fee) in enumerate(terms):  # as _graduated walks them
+                if index > 0 and billable <= lower:
+                    break
+                upper = billable if up_to is None or billable < up_to else up_to
+                numerator += (upper - lower if upper > lower else 0) * price + fee
+                if up_to is None:
+                    break
+                lower = up_to
+            return rounded(numerator)
+
+        return graduated
+    if model is PricingModel.VOLUME and terms:
+
+        def volume(total: int) -> int:
+            billable = total - included if total > included else 0
+            for up_to, price, fee in terms:  # as _volume_tier picks the tier
+                if up_to is None or billable <= up_to:
+                    break
+            return rounded(billable * price + fee)
+
+        return volume
+    return None
+
+
 def active_days(period: Period, active_from: date | None = None, active_until: date | None = None) -> int:
     """Days of `period` on which a subscription running [active_from, active_until) is active."""
     for name, value in (("active_from", active_from), ("active_until", active_until)):

@@ -438,7 +438,8 @@ def _prepare(writer: EntryWriter, batch: ColumnBatch, fresh, customers, units, p
 class _Charger:
     """Prices each prepaid line's charge in file order: price(total after) - price(total before) of its
     customer's unit in the period, rounded once per price — `EntryWriter.prepaid_charge`, with its lookups
-    done once per customer and unit instead of once per line."""
+    done once per customer and unit instead of once per line, and in integers (micro-units over the scaled
+    total, `balance_micros_pricer`) wherever the charge allows; Decimal through the domain otherwise."""
 
     def __init__(self, writer, prepaid, customer_ids, unit_ids, quantities, times, request_ids, customers, units, period) -> None:
         first: dict[tuple[int, int], int] = {}
@@ -449,28 +450,46 @@ class _Charger:
             NewEntry(customers[customer_id], units[unit_id], None, quantities[index], times[index], request_ids[index], None)
             for (customer_id, unit_id), index in first.items()
         ])
-        self.writer, self.prepaid, self.customers, self.units, self.period = writer, prepaid, customers, units, period
+        self.writer, self.prepaid = writer, prepaid
         self.customer_ids, self.unit_ids, self.quantities = customer_ids, unit_ids, quantities
         self.name = writer.timeline.name(period)
         self.amounts: dict[tuple[int, int], Decimal] = {}
         # Everything read from the database is read now: on PostgreSQL the slices are priced while the
         # connection is busy with the COPY.
         from meterdesk.domain.money import round_balance
-        from meterdesk.domain.pricing import charge_price
+        from meterdesk.domain.pricing import balance_micros_pricer, charge_price
+        from meterdesk.store.codec import encode_money
 
+        pricers: dict[tuple[int, int], object] = {}  # (plan charge, scale): its integer pricer or None
+        # pair: [total, price, charge, aggregation, decimals, integer pricer or None]; with a pricer, the
+        # total is the scaled integer (a count for `count` units) and the price is in micro-units.
         self.states: dict[tuple[int, int], list] = {}
         for pair in first:
             customer, unit = customers[pair[0]], units[pair[1]]
             before = writer._total(customer, unit, period)
             charge = writer._charge(customer, period, unit)
             known = writer._prices.get((pair[0], pair[1], self.name))
+            aggregation, decimals = unit.unit.aggregation, unit.unit.decimals
+            scale = 0 if aggregation is Aggregation.COUNT else decimals
+            pricer = None
+            if charge is not None:
+                key = (id(charge), scale)
+                if key not in pricers:
+                    pricers[key] = balance_micros_pricer(charge, scale)
+                pricer = pricers[key]
+                total = before.scaleb(scale)
+                if total != total.to_integral_value():
+                    pricer = None
             if charge is None:
                 price = None
             elif known and known[0] == before and known[2] is charge:
                 price = known[1]
             else:
                 price = round_balance(charge_price(charge, before))
-            self.states[pair] = [before, price, charge, unit.unit.aggregation, unit.unit.decimals]
+            if pricer is None:
+                self.states[pair] = [before, price, charge, aggregation, decimals, None]
+            else:
+                self.states[pair] = [int(before.scaleb(scale)), encode_money(price), charge, aggregation, scale, pricer]
 
     def charge(self, start: int, stop: int, charged: list) -> None:
         from meterdesk.domain.money import round_balance
@@ -483,22 +502,32 @@ class _Charger:
             if pair[0] not in prepaid:
                 continue
             state = states[pair]
-            before, price, charge, aggregation, decimals = state
-            if aggregation is Aggregation.COUNT:
-                after = before + 1
-            else:
-                key = (quantities[index], decimals)
-                amount = amounts.get(key)
-                if amount is None:
-                    amount = amounts[key] = decode_quantity(*key)
-                after = before + amount if aggregation is Aggregation.SUM else max(before, amount)
-            state[0] = after
+            before, price, charge, aggregation, decimals, pricer = state
             if charge is None:
+                # Nothing to price: the running total is all that moves.
+                state[0] = before + 1 if aggregation is Aggregation.COUNT else _moved(before, quantities[index], aggregation, decimals, amounts)
                 charged[index - start] = 0
                 continue
-            after_price = round_balance(charge_price(charge, after)) if after != before else price
-            state[1] = after_price
-            amount_charged = encode_money(after_price - price)
+            if pricer is not None:
+                if aggregation is Aggregation.COUNT:
+                    after = before + 1
+                elif aggregation is Aggregation.SUM:
+                    after = before + quantities[index]
+                else:
+                    after = max(before, quantities[index])
+                state[0] = after
+                if after == before:
+                    charged[index - start] = 0
+                    continue
+                after_price = pricer(after)
+                state[1] = after_price
+                amount_charged = after_price - price
+            else:
+                after = before + 1 if aggregation is Aggregation.COUNT else _moved(before, quantities[index], aggregation, decimals, amounts)
+                state[0] = after
+                after_price = round_balance(charge_price(charge, after)) if after != before else price
+                state[1] = after_price
+                amount_charged = encode_money(after_price - price)
             charged[index - start] = amount_charged
             if amount_charged:
                 deltas[pair[0]] += amount_charged
@@ -508,11 +537,22 @@ class _Charger:
         totals, prices = self.writer._totals, self.writer._prices
         if len(prices) + len(self.states) >= MAX_REMEMBERED_PRICES:
             prices.clear()
-        for (customer_id, unit_id), (total, price, charge, _, _) in self.states.items():
+        for (customer_id, unit_id), (total, price, charge, _, scale, pricer) in self.states.items():
+            if pricer is not None:  # back to the Decimals the writer keeps
+                total, price = Decimal(total).scaleb(-scale), Decimal(price).scaleb(-6)
             key = (customer_id, unit_id, self.name)
             totals[key] = total
             if charge is not None:
                 prices[key] = (total, price, charge)
+
+
+def _moved(before: Decimal, quantity: int, aggregation: Aggregation, decimals: int, amounts: dict) -> Decimal:
+    """A `sum` or `max` unit's Decimal period total after one more line."""
+    key = (quantity, decimals)
+    amount = amounts.get(key)
+    if amount is None:
+        amount = amounts[key] = decode_quantity(*key)
+    return before + amount if aggregation is Aggregation.SUM else max(before, amount)
 
 
 CHUNK_ROWS = 10_000  # rows per slice: PostgreSQL inserts one while the next is priced
