@@ -301,33 +301,28 @@ def _existing(connection, batch: ColumnBatch) -> list[tuple[int, bool]] | int:
     the comparison (unit, amount, occurred_at: what makes a retry the same request) is done in SQL. Just
     the number of lines, when every one of them is such a duplicate (a file imported again)."""
     same = "e.unit_id = k.unit_id AND e.quantity = k.quantity AND e.occurred_at = k.occurred_at"
+    # One pass over the join: how many lines are recorded, and how many of those as another event.
+    counts = f"SELECT count(*), coalesce(sum(CASE WHEN {same} THEN 0 ELSE 1 END), 0) FROM "
     n = len(batch.request_ids)
     if connection.dialect.name == "postgresql":
-        parameters = (batch.customer_ids, batch.request_ids, batch.unit_ids, batch.quantities, batch.occurred)
-        rows = connection.exec_driver_sql(
-            f"SELECT k.i - 1, 0 FROM {_PG_KEYS} WHERE NOT ({same}) "
-            f"UNION ALL SELECT -1, count(*) FROM {_PG_KEYS}",
-            (*parameters, *parameters),
-        ).all()
+        found, differing = connection.exec_driver_sql(
+            counts + _PG_KEYS, (batch.customer_ids, batch.request_ids, batch.unit_ids, batch.quantities, batch.occurred)
+        ).one()
     else:
         cursor = connection.connection.driver_connection.cursor()
         try:
             _fill_keys(cursor, batch)
             # CROSS JOIN keeps the batch the outer loop: one unique-index probe per line.
-            keys = (
-                "meterdesk_import_keys k CROSS JOIN usage_entries e "
+            found, differing = cursor.execute(
+                counts + "meterdesk_import_keys k CROSS JOIN usage_entries e "
                 "ON e.customer_id = k.customer_id AND e.request_id = k.request_id"
-            )
-            rows = cursor.execute(
-                f"SELECT k.i, 0 FROM {keys} WHERE NOT ({same}) UNION ALL SELECT -1, count(*) FROM {keys}"
-            ).fetchall()
+            ).fetchone()
             cursor.execute("DELETE FROM meterdesk_import_keys")
         finally:
             cursor.close()
-    found = next(count for index, count in rows if index < 0)
     if found == 0:
         return []
-    if found == n and all(index < 0 for index, _ in rows):
+    if found == n and differing == 0:
         return n
     # Some lines are new, or differ from what was recorded: which ones, line by line.
     return _existing_lines(connection, batch)
