@@ -6,6 +6,13 @@ from datetime import datetime, timedelta, timezone
 
 from meterdesk.services.catalog import add_customer, add_unit, save_plan
 
+# One usage entry written straight into the ledger table, past every service (for the schema's own guards).
+ENTRY_INSERT = (
+    "INSERT INTO usage_entries (customer_id, unit_id, quantity, occurred_at, recorded_at, billed_at, period, late, "
+    "request_id, kind, corrects_id, source, actor, note, charged) "
+    "VALUES (1, 1, 1, 0, 0, 0, '2026-01', false, :request_id, :kind, NULL, :source, 'test', NULL, NULL)"
+)
+
 PRO_PLAN = {
     "code": "pro",
     "name": "Pro",

@@ -14,7 +14,7 @@ from meterdesk.services import usage
 from meterdesk.services.credits import grant_credits
 from meterdesk.services.summary import usage_summary
 from meterdesk.services.usage import import_usage
-from tests.services.helpers import last_month_at, seed
+from tests.services.helpers import ENTRY_INSERT, last_month_at, seed
 
 LINES = [
     "acme,api_calls,100,r1,,first",
@@ -210,11 +210,8 @@ def test_foreign_keys_are_checked_again_after_a_fast_lane_import(seeded, tmp_pat
     for _ in range(3):  # whichever kept connection the next write gets
         with pytest.raises(IntegrityError):
             with seeded.write() as connection:
-                connection.execute(text(
-                    "INSERT INTO usage_entries (customer_id, unit_id, quantity, occurred_at, recorded_at, billed_at, period, "
-                    "late, request_id, kind, corrects_id, source, actor, note, charged) "
-                    "VALUES (999, 1, 1, 0, 0, 0, '2026-01', false, 'fk-bad', 'usage', NULL, 'cli', 'test', NULL, NULL)"
-                ))
+                connection.execute(text(ENTRY_INSERT.replace("VALUES (1, 1,", "VALUES (999, 1,")),
+                                   {"request_id": "fk-bad", "kind": "usage", "source": "cli"})
 
 
 TIERED_PLAN = {

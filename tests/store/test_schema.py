@@ -10,7 +10,7 @@ from meterdesk.services.credits import grant_credits
 from meterdesk.services.usage import record_usage
 from meterdesk.store import migrate
 from meterdesk.store.schema import APPEND_ONLY_TABLES, metadata
-from tests.services.helpers import seed
+from tests.services.helpers import ENTRY_INSERT, seed
 
 
 def test_migration_creates_every_table_at_head(ledger):
@@ -100,13 +100,6 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_template, tmp_path):
 
 def test_head_revision_constant_matches_alembic():
     assert migrate.HEAD_REVISION == migrate.head_revision()
-
-
-ENTRY_INSERT = (
-    "INSERT INTO usage_entries (customer_id, unit_id, quantity, occurred_at, recorded_at, billed_at, period, late, "
-    "request_id, kind, corrects_id, source, actor, note, charged) "
-    "VALUES (1, 1, 1, 0, 0, 0, '2026-01', false, :request_id, :kind, NULL, :source, 'test', NULL, NULL)"
-)
 
 
 @pytest.mark.parametrize(("kind", "source"), [("usage", "telnet"), ("refund", "cli"), ("USAGE", "cli"), ("usage", "")])

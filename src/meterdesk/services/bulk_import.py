@@ -455,36 +455,33 @@ class _Charger:
         from meterdesk.domain.pricing import balance_micros_pricer, charge_price
         from meterdesk.store.codec import encode_money
 
-        pricers: dict[tuple[int, int], object] = {}  # (plan charge, scale): its integer pricer or None
-        # pair: [total, price, charge, aggregation, decimals, integer pricer or None]; with a pricer, the
-        # total is the scaled integer (a count for `count` units) and the price is in micro-units.
+        pricers: dict[tuple, object] = {}  # (plan charge, scale): its integer pricer or None
+        # pair: [total, price, charge, aggregation, scale, integer pricer or None]; the scale is the unit's
+        # decimals (0 for `count`). With a pricer the total is the scaled integer and the price is in
+        # micro-units; without one both are Decimals.
         self.states: dict[tuple[int, int], list] = {}
         for pair in first:
             customer, unit = customers[pair[0]], units[pair[1]]
             before = writer._total(customer, unit, period)
             charge = writer._charge(customer, period, unit)
             known = writer._prices.get((pair[0], pair[1], self.name))
-            aggregation, decimals = unit.unit.aggregation, unit.unit.decimals
-            scale = 0 if aggregation is Aggregation.COUNT else decimals
-            pricer = None
-            if charge is not None:
-                key = (id(charge), scale)
-                if key not in pricers:
-                    pricers[key] = balance_micros_pricer(charge, scale)
-                pricer = pricers[key]
-                total = before.scaleb(scale)
-                if total != total.to_integral_value():
-                    pricer = None
+            aggregation = unit.unit.aggregation
+            scale = 0 if aggregation is Aggregation.COUNT else unit.unit.decimals
             if charge is None:
-                price = None
-            elif known and known[0] == before and known[2] is charge:
+                self.states[pair] = [before, None, None, aggregation, scale, None]
+                continue
+            if known and known[0] == before and known[2] is charge:
                 price = known[1]
             else:
                 price = round_balance(charge_price(charge, before))
-            if pricer is None:
-                self.states[pair] = [before, price, charge, aggregation, decimals, None]
+            if (charge, scale) not in pricers:
+                pricers[(charge, scale)] = balance_micros_pricer(charge, scale)
+            pricer = pricers[(charge, scale)]
+            scaled = before.scaleb(scale)
+            if pricer is None or scaled != scaled.to_integral_value():
+                self.states[pair] = [before, price, charge, aggregation, scale, None]
             else:
-                self.states[pair] = [int(before.scaleb(scale)), encode_money(price), charge, aggregation, scale, pricer]
+                self.states[pair] = [int(scaled), encode_money(price), charge, aggregation, scale, pricer]
 
     def charge(self, start: int, stop: int, charged: list) -> None:
         from meterdesk.domain.money import round_balance
@@ -497,32 +494,26 @@ class _Charger:
             if pair[0] not in prepaid:
                 continue
             state = states[pair]
-            before, price, charge, aggregation, decimals, pricer = state
-            if charge is None:
-                # Nothing to price: the running total is all that moves.
-                state[0] = before + 1 if aggregation is Aggregation.COUNT else _moved(before, quantities[index], aggregation, decimals, amounts)
-                charged[index - start] = 0
+            before, price, charge, aggregation, scale, pricer = state
+            if aggregation is Aggregation.COUNT:
+                after = before + 1
+            elif pricer is None:
+                after = _moved(before, quantities[index], aggregation, scale, amounts)
+            elif aggregation is Aggregation.SUM:
+                after = before + quantities[index]
+            else:
+                after = max(before, quantities[index])
+            state[0] = after
+            if charge is None or after == before:
+                charged[index - start] = 0  # nothing to price, or the same total: the same price
                 continue
             if pricer is not None:
-                if aggregation is Aggregation.COUNT:
-                    after = before + 1
-                elif aggregation is Aggregation.SUM:
-                    after = before + quantities[index]
-                else:
-                    after = max(before, quantities[index])
-                state[0] = after
-                if after == before:
-                    charged[index - start] = 0
-                    continue
                 after_price = pricer(after)
-                state[1] = after_price
                 amount_charged = after_price - price
             else:
-                after = before + 1 if aggregation is Aggregation.COUNT else _moved(before, quantities[index], aggregation, decimals, amounts)
-                state[0] = after
-                after_price = round_balance(charge_price(charge, after)) if after != before else price
-                state[1] = after_price
+                after_price = round_balance(charge_price(charge, after))
                 amount_charged = encode_money(after_price - price)
+            state[1] = after_price
             charged[index - start] = amount_charged
             if amount_charged:
                 deltas[pair[0]] += amount_charged
