@@ -196,3 +196,29 @@ def test_a_customer_reads_the_same_rows_whichever_way_its_pages_are_found(correc
         seen = {index: [entry.id for entry in read_page(corrected, opened, index).rows] for index in readable}
         for index, ids in seen.items():
             assert ids == expected[index * 5:(index + 1) * 5]
+
+
+@pytest.mark.parametrize("cap", [0, 10_000], ids=["unbounded", "bounded"])
+def test_a_time_range_reads_the_same_rows_with_or_without_its_id_bounds(corrected, monkeypatch, cap):
+    """The ids of a time range bound its pages (entries.time_range_ids). Here the months alternate line by
+    line, so a range's entries are spread over the whole id order: the bounds must still keep every one."""
+    from meterdesk.services import entries as entries_module
+
+    monkeypatch.setattr(entries_module, "TIME_RANGE_IDS_CAP", cap)
+    everything = list_entries(corrected, limit=10_000)
+    for start, end in (("2026-01-12", "2026-01-15"), ("2026-02-10", "2026-02-20"), ("2026-01-13", None), (None, "2026-01-12"), ("2025-01-01", "2025-01-02")):
+        where = EntryFilter.from_strings(corrected, start=start, end=end)
+        expected = [
+            row.id for row in everything
+            if (where.start_us is None or row.occurred_at_us >= where.start_us) and (where.end_us is None or row.occurred_at_us < where.end_us)
+        ]
+        assert [row.id for row in list_entries(corrected, where, limit=10_000)] == expected
+        assert count_entries(corrected, where) == len(expected)
+        window = settle_window(corrected, open_window(corrected, LedgerQuery(where=where), page_size=7, settled=False))
+        assert [row.id for index in range(window.pages) for row in read_page(corrected, window, index).rows] == expected
+        if not expected:
+            assert window.id_range == (1, 0) and window.count == 0
+        elif cap:
+            assert window.id_range == (min(expected), max(expected))
+        else:
+            assert window.id_range is None

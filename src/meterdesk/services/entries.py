@@ -174,12 +174,47 @@ def entry_from_row(row) -> EntryRow:
 
 def list_entries(ledger: Ledger, where: EntryFilter | None = None, *, limit: int = 100, before_id: int | None = None) -> list[EntryRow]:
     """Entries newest first (by id), keyset-paged: pass the last id seen as `before_id` for the next page."""
-    query = (where or EntryFilter()).apply(entries_query())
+    where = where or EntryFilter()
+    query = where.apply(entries_query())
     if before_id is not None:
         query = query.where(usage_entries.c.id < before_id)
     query = query.order_by(usage_entries.c.id.desc()).limit(limit)
     with ledger.read() as connection:
+        ids = time_range_ids(connection, where)
+        if ids is not None:
+            query = query.where(usage_entries.c.id.between(*ids))
         return [entry_from_row(row) for row in connection.execute(query)]
+
+
+TIME_RANGE_IDS_CAP = 2_000_000
+"""Up to this many entries in a time range, `time_range_ids` bounds their ids: a read of the occurred_at index,
+about 0.1 s for a day of a ten-million-entry month and at most about 1 s on PostgreSQL. A range with more
+entries is a large part of the ledger, and a page walking the ids finds its rows soon enough."""
+
+
+def time_range_ids(connection, where: EntryFilter, *, up_to: int | None = None) -> tuple[int, int] | None:
+    """The lowest and highest id of the entries that occurred in the filter's time range (from the
+    occurred_at index), when it has one and it holds at most TIME_RANGE_IDS_CAP entries; (1, 0) for none.
+
+    A page newest first walks the ids down from the top and keeps the rows that match. For a day at the
+    start of a ten-million-entry month that walk passes nine million later rows first (24 s on SQLite, 91 s
+    on PostgreSQL); between these bounds it starts at the day's own rows. Entries are recorded roughly in
+    the order they occur, so the bounds are tight; when they are not, they are still correct, only wider."""
+    if where.start_us is None and where.end_us is None:
+        return None
+    e = usage_entries.c
+    inner = select(e.id.label("id")).select_from(usage_entries)
+    if where.start_us is not None:
+        inner = inner.where(e.occurred_at >= where.start_us)
+    if where.end_us is not None:
+        inner = inner.where(e.occurred_at < where.end_us)
+    if up_to is not None:
+        inner = inner.where(e.id <= up_to)
+    found = inner.limit(TIME_RANGE_IDS_CAP + 1).subquery()
+    count, lowest, highest = connection.execute(select(func.count(), func.min(found.c.id), func.max(found.c.id))).one()
+    if count > TIME_RANGE_IDS_CAP:
+        return None
+    return (1, 0) if not count else (lowest, highest)
 
 
 def count_entries(ledger: Ledger, where: EntryFilter | None = None) -> int:

@@ -23,7 +23,7 @@ from enum import StrEnum
 
 from sqlalchemy import ColumnElement, Select, func, literal, select, tuple_
 
-from meterdesk.services.entries import EntryFilter, EntryRow, entries_query, entry_from_row
+from meterdesk.services.entries import EntryFilter, EntryRow, entries_query, entry_from_row, time_range_ids
 from meterdesk.store.engine import Ledger
 from meterdesk.store.schema import customers, units, usage_daily, usage_entries
 
@@ -140,6 +140,8 @@ class LedgerWindow:
     anchors: Sequence[tuple] | None  # per page: (key, id) or (id,); None until settled
     recent_ids: frozenset[int] = frozenset()  # matching ids within LOOKBACK of the snapshot (see entries_after)
     exact: bool = True  # `count` is the exact number of rows; else a lower bound, or with anchors an estimate
+    # The ids of a filter's time range, lowest and highest (entries.time_range_ids); None: no such bound.
+    id_range: tuple[int, int] | None = None
 
     @property
     def estimated(self) -> bool:
@@ -233,7 +235,12 @@ def _page_filter(window: LedgerWindow, query: Select) -> Select:
     if where.unit:
         unit_id = select(units.c.id).where(units.c.code == where.unit).scalar_subquery()
         query = query.where((e.unit_id + 0) == unit_id)
-    return _among_reversals(where, replace(where, customer=None, unit=None).apply(query))
+    return _within_time_range(window, _among_reversals(where, replace(where, customer=None, unit=None).apply(query)))
+
+
+def _within_time_range(window: LedgerWindow, query: Select) -> Select:
+    """The ids of the filter's time range, when the window knows them (see entries.time_range_ids)."""
+    return query if window.id_range is None else query.where(usage_entries.c.id.between(*window.id_range))
 
 
 def _among_reversals(where: EntryFilter, query: Select) -> Select:
@@ -321,7 +328,8 @@ def open_window(
             pages = -(-count // page_size)
             anchors = IdSteps(snapshot_id, -page_size, pages) if query.descending else IdSteps(lowest, page_size, pages)
         window = LedgerWindow(query, snapshot_id, count if count is not None else 0, page_size, anchors,
-                              _recent_ids(connection, query, snapshot_id), exact=exact)
+                              _recent_ids(connection, query, snapshot_id), exact=exact,
+                              id_range=time_range_ids(connection, where, up_to=snapshot_id))
         if settled and not window.settled:
             window = _settle(connection, window)
     return window
@@ -374,7 +382,7 @@ def settle_window(ledger: Ledger, window: LedgerWindow) -> LedgerWindow:
 def _settle(connection, window: LedgerWindow) -> LedgerWindow:
     query, page_size = window.query, window.page_size
     expression, base = _keyed(query)
-    base = base.where(usage_entries.c.id <= window.snapshot_id)
+    base = _within_time_range(window, base.where(usage_entries.c.id <= window.snapshot_id))
     count = connection.execute(base.add_columns(func.count())).scalar_one()
     anchors: tuple[tuple, ...] = ()
     if count:
