@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -135,6 +136,9 @@ class Ledger:
     # Connections between transactions, most recently used last, with when they were put back.
     _idle: list[tuple[Connection, float]] = field(default_factory=list, repr=False)
     _closed: bool = field(default=False, repr=False)
+    # Held while a connection goes back (kept, or returned to the pool) and while `close()` marks the ledger
+    # closed: one returned to the pool after the pool was disposed would stay open until garbage collection.
+    _release_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # Write transactions begun through `write()`: what a connection remembers between the transactions of
     # `driver_transaction()` is only good while no other write of this process went through it.
     writes: int = field(default=0, repr=False)
@@ -208,13 +212,23 @@ class Ledger:
                 return self.engine.connect()
             if not (connection.closed or connection.invalidated) and time.monotonic() - since < REUSE_IDLE_S:
                 return connection
-            connection.close()
+            self._release(connection, keep=False)
 
     def _put_back(self, connection: Connection) -> None:
-        if self._closed or connection.closed or connection.invalidated or connection.in_transaction() or len(self._idle) >= KEEP_IDLE:
-            connection.close()
-        else:
-            self._idle.append((connection, time.monotonic()))
+        self._release(connection, keep=not (connection.closed or connection.invalidated or connection.in_transaction()))
+
+    def _release(self, connection: Connection, *, keep: bool) -> None:
+        """Keep a connection for the next transaction or return it to the pool; once the ledger is closed,
+        close it for good. A worker may finish a transaction after `close()` ran on another thread (the desk
+        closes the ledger it switches away from while jobs on it may still run): `engine.dispose()` closes
+        only the connections checked in at the time, and one returned later to the disposed pool stays open."""
+        with self._release_lock:
+            if self._closed:
+                _close_for_good(connection)
+            elif keep and len(self._idle) < KEEP_IDLE:
+                self._idle.append((connection, time.monotonic()))
+            else:
+                connection.close()
 
     def _raise_translated(self, error: BaseException) -> None:
         with self._translate_errors():
@@ -234,9 +248,16 @@ class Ledger:
             raise Unavailable(f"database {self.name} is unreachable or failed: {_first_line(error)}") from error
 
     def close(self) -> None:
-        self._closed = True
-        while self._idle:
-            self._idle.pop()[0].close()
+        """Close the kept and pooled connections now, and those in use by a worker when it puts them back."""
+        with self._release_lock:
+            self._closed = True
+            idle = self._idle
+        while idle:
+            try:
+                connection, _since = idle.pop()
+            except IndexError:  # a worker's _take() got the last one; it closes it when done
+                break
+            connection.close()
         self.engine.dispose()
 
 
@@ -275,11 +296,21 @@ class DriverTransaction:
                 connection.invalidate()
                 ledger._raise_translated(failure)
         finally:
-            idle = ledger._idle
-            if ledger._closed or connection.invalidated or len(idle) >= KEEP_IDLE:
-                connection.close()
-            else:  # _put_back, without the checks that cannot fail here
-                idle.append((connection, time.monotonic()))
+            with ledger._release_lock:  # _release, without the checks that cannot fail here
+                idle = ledger._idle
+                if ledger._closed:
+                    _close_for_good(connection)
+                elif connection.invalidated or len(idle) >= KEEP_IDLE:
+                    connection.close()
+                else:
+                    idle.append((connection, time.monotonic()))
+
+
+def _close_for_good(connection: Connection) -> None:
+    """Close the DBAPI connection itself rather than return it to a pool that may be disposed already."""
+    if not (connection.closed or connection.invalidated):
+        connection.detach()
+    connection.close()
 
 
 def _rollback_driver(driver, postgres: bool) -> None:
