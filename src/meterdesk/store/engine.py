@@ -296,14 +296,7 @@ class DriverTransaction:
                 connection.invalidate()
                 ledger._raise_translated(failure)
         finally:
-            with ledger._release_lock:  # _release, without the checks that cannot fail here
-                idle = ledger._idle
-                if ledger._closed:
-                    _close_for_good(connection)
-                elif connection.invalidated or len(idle) >= KEEP_IDLE:
-                    connection.close()
-                else:
-                    idle.append((connection, time.monotonic()))
+            ledger._release(connection, keep=not connection.invalidated)
 
 
 def _close_for_good(connection: Connection) -> None:
