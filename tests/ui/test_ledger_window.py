@@ -222,3 +222,25 @@ def test_a_time_range_reads_the_same_rows_with_or_without_its_id_bounds(correcte
             assert window.id_range == (min(expected), max(expected))
         else:
             assert window.id_range is None
+
+
+@pytest.mark.parametrize("cap", [0, 10_000], ids=["above the cap", "bounded"])
+def test_listing_a_time_range_never_sorts_it_by_id(corrected, monkeypatch, cap):
+    """`entries list --from --to` over a range too big to bound (a month of ten million entries): SQLite
+    would read the whole range from the occurred_at index and sort it by id (30 s); it walks the ids down
+    instead, as it does between the bounds of a smaller range."""
+    from meterdesk.services import entries as entries_module
+    from meterdesk.services.entries import list_statement
+
+    monkeypatch.setattr(entries_module, "TIME_RANGE_IDS_CAP", cap)
+    where = EntryFilter.from_strings(corrected, start="2026-01-12", end="2026-02-20")
+    with corrected.read() as connection:
+        statement = list_statement(connection, where, 10, None)
+        compiled = statement.compile(connection, compile_kwargs={"literal_binds": True})
+        explain = "EXPLAIN QUERY PLAN" if corrected.dialect == "sqlite" else "EXPLAIN"
+        plan = " ".join(str(row[-1]) for row in connection.exec_driver_sql(f"{explain} {compiled}"))
+    if corrected.dialect == "sqlite":
+        assert "TEMP B-TREE" not in plan and "occurred_at" not in plan, plan
+    newest = [row.id for row in list_entries(corrected, limit=10_000)
+              if where.start_us <= row.occurred_at_us < where.end_us][:10]
+    assert [row.id for row in list_entries(corrected, where, limit=10)] == newest

@@ -48,16 +48,19 @@ class EntryFilter:
             text=(text or "").strip() or None,
         )
 
-    def apply(self, query: Select) -> Select:
+    def apply(self, query: Select, *, time_index: bool = True) -> Select:
+        """The filter's conditions on `query`. `time_index=False` compares occurred_at through `+ 0`, which
+        keeps the comparison exact and hides the column from the index planner (see `list_entries`)."""
         e = usage_entries
+        occurred_at = e.c.occurred_at if time_index else e.c.occurred_at + 0
         if self.customer:
             query = query.where(e.c.customer_id == select(customers.c.id).where(customers.c.external_id == self.customer).scalar_subquery())
         if self.unit:
             query = query.where(e.c.unit_id == select(units.c.id).where(units.c.code == self.unit).scalar_subquery())
         if self.start_us is not None:
-            query = query.where(e.c.occurred_at >= self.start_us)
+            query = query.where(occurred_at >= self.start_us)
         if self.end_us is not None:
-            query = query.where(e.c.occurred_at < self.end_us)
+            query = query.where(occurred_at < self.end_us)
         if self.period:
             query = query.where(e.c.period == self.period)
         if self.kind:
@@ -174,16 +177,23 @@ def entry_from_row(row) -> EntryRow:
 
 def list_entries(ledger: Ledger, where: EntryFilter | None = None, *, limit: int = 100, before_id: int | None = None) -> list[EntryRow]:
     """Entries newest first (by id), keyset-paged: pass the last id seen as `before_id` for the next page."""
-    where = where or EntryFilter()
-    query = where.apply(entries_query())
+    with ledger.read() as connection:
+        return [entry_from_row(row) for row in connection.execute(list_statement(connection, where or EntryFilter(), limit, before_id))]
+
+
+def list_statement(connection, where: EntryFilter, limit: int, before_id: int | None) -> Select:
+    """The query of `list_entries`, its time range read between the range's ids when they are known."""
+    ids = time_range_ids(connection, where)
+    # A time range of more than TIME_RANGE_IDS_CAP entries is a large part of the ledger. Left to itself,
+    # SQLite reads all of it from the occurred_at index and sorts it by id (30 s for a month of ten million
+    # entries, 17 s for half of it); walking its rowids down takes 0.3 and 0.9 s. PostgreSQL's plans with
+    # the index are the better ones there (the same walk through its heap took 42 s).
+    query = where.apply(entries_query(), time_index=ids is not None or connection.dialect.name != "sqlite")
+    if ids is not None:
+        query = query.where(usage_entries.c.id.between(*ids))
     if before_id is not None:
         query = query.where(usage_entries.c.id < before_id)
-    query = query.order_by(usage_entries.c.id.desc()).limit(limit)
-    with ledger.read() as connection:
-        ids = time_range_ids(connection, where)
-        if ids is not None:
-            query = query.where(usage_entries.c.id.between(*ids))
-        return [entry_from_row(row) for row in connection.execute(query)]
+    return query.order_by(usage_entries.c.id.desc()).limit(limit)
 
 
 TIME_RANGE_IDS_CAP = 2_000_000
