@@ -10,6 +10,7 @@ import pytest
 from meterdesk.services.corrections import correct_entry
 from meterdesk.services.entries import EntryFilter, count_entries, list_entries
 from meterdesk.services.ledger_pages import (
+    LOOKBACK,
     IdSteps,
     LedgerQuery,
     SortKey,
@@ -244,3 +245,39 @@ def test_listing_a_time_range_never_sorts_it_by_id(corrected, monkeypatch, cap):
     newest = [row.id for row in list_entries(corrected, limit=10_000)
               if where.start_us <= row.occurred_at_us < where.end_us][:10]
     assert [row.id for row in list_entries(corrected, where, limit=10)] == newest
+
+
+def test_polling_a_filtered_window_reads_only_the_newest_ids(corrected):
+    """The newest entries of a filtered window (opening it, and every poll for new ones) are read through
+    their short id range, never through the occurred_at or customer indexes: given a month, SQLite read all
+    of it from the occurred_at index first (0.8 s per poll at ten million entries)."""
+    from sqlalchemy import event
+
+    from meterdesk.services.ledger_pages import entries_after
+
+    where = EntryFilter.from_strings(corrected, customer="acme", start="2026-01-01", end="2026-03-01")
+    query = LedgerQuery(where=where)
+    statements: list[tuple[str, object]] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany) -> None:
+        if "occurred_at" in statement and "usage_entries.id >" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(corrected.engine, "before_cursor_execute", seen)
+    try:
+        window = open_window(corrected, query, settled=False)
+        straggler = max(window.recent_ids)  # as if it had committed after the window was opened
+        found = entries_after(corrected, query, window.snapshot_id, known=window.recent_ids - {straggler})
+    finally:
+        event.remove(corrected.engine, "before_cursor_execute", seen)
+    everything = list_entries(corrected, limit=10_000)
+    expected = {row.id for row in everything if row.customer == "acme" and where.start_us <= row.occurred_at_us < where.end_us}
+    assert window.recent_ids == {id_ for id_ in expected if id_ > window.snapshot_id - LOOKBACK}
+    assert found.ids == {straggler} and [entry.id for entry in found.rows] == [straggler]
+    assert len(statements) == 3  # the window's recent ids, the poll's ids and its rows
+    if corrected.dialect == "sqlite":
+        with corrected.read() as connection:
+            for statement, parameters in statements:
+                plan = [str(row[-1]) for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+                steps = [step for step in plan if "usage_entries" in step]
+                assert len(steps) == 1 and steps[0].startswith("SEARCH usage_entries USING INTEGER PRIMARY KEY (rowid"), plan

@@ -48,13 +48,15 @@ class EntryFilter:
             text=(text or "").strip() or None,
         )
 
-    def apply(self, query: Select, *, time_index: bool = True) -> Select:
-        """The filter's conditions on `query`. `time_index=False` compares occurred_at through `+ 0`, which
-        keeps the comparison exact and hides the column from the index planner (see `list_entries`)."""
+    def apply(self, query: Select, *, time_index: bool = True, customer_index: bool = True) -> Select:
+        """The filter's conditions on `query`. `time_index=False` compares occurred_at through `+ 0`, and
+        `customer_index=False` the customer: the comparison stays exact and the column is hidden from the
+        index planner, for queries that know a better way in (`list_statement`, a short range of ids)."""
         e = usage_entries
         occurred_at = e.c.occurred_at if time_index else e.c.occurred_at + 0
+        customer_id = e.c.customer_id if customer_index else e.c.customer_id + 0
         if self.customer:
-            query = query.where(e.c.customer_id == select(customers.c.id).where(customers.c.external_id == self.customer).scalar_subquery())
+            query = query.where(customer_id == select(customers.c.id).where(customers.c.external_id == self.customer).scalar_subquery())
         if self.unit:
             query = query.where(e.c.unit_id == select(units.c.id).where(units.c.code == self.unit).scalar_subquery())
         if self.start_us is not None:

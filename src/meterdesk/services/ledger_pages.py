@@ -351,10 +351,18 @@ def _without_filter(where: EntryFilter) -> bool:
     return where == EntryFilter()
 
 
+def _by_ids(where: EntryFilter, query: Select) -> Select:
+    """The filter on a query of a short id range (the newest entries), which reads that range and nothing
+    else: given a month, SQLite would otherwise read all of it from the occurred_at index first (0.8 s at
+    ten million entries, on every poll of a filtered ledger page)."""
+    return where.apply(query, time_index=False, customer_index=False)
+
+
 def _recent_ids(connection, query: LedgerQuery, snapshot_id: int) -> frozenset[int]:
+    """The ids of the filter's entries among the last LOOKBACK up to the snapshot."""
     return frozenset(
         connection.execute(
-            query.where.apply(select(usage_entries.c.id).select_from(usage_entries)).where(
+            _by_ids(query.where, select(usage_entries.c.id).select_from(usage_entries)).where(
                 usage_entries.c.id > snapshot_id - LOOKBACK, usage_entries.c.id <= snapshot_id
             )
         ).scalars()
@@ -495,11 +503,11 @@ def entries_after(
     with ledger.read() as connection:
         latest = max(connection.execute(select(func.max(e.c.id))).scalar() or 0, after_id)
         window = (e.c.id > after_id - LOOKBACK) & (e.c.id <= latest)
-        seen = connection.execute(query.where.apply(select(e.c.id).select_from(e)).where(window)).scalars()
+        seen = connection.execute(_by_ids(query.where, select(e.c.id).select_from(e)).where(window)).scalars()
         new_ids = frozenset(seen) - known
         rows: tuple[EntryRow, ...] = ()
         if new_ids and len(new_ids) <= limit:
-            statement = query.where.apply(entries_query()).where(window, e.c.id.in_(sorted(new_ids))).order_by(e.c.id.desc())
+            statement = _by_ids(query.where, entries_query()).where(window, e.c.id.in_(sorted(new_ids))).order_by(e.c.id.desc())
             rows = tuple(entry_from_row(row) for row in connection.execute(statement))
         corrected = _correction_pairs(
             connection.execute(
