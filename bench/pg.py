@@ -3,10 +3,13 @@
 Started from the local server binaries (as the `postgres` user when we are root), with durability on:
 fsync and synchronous_commit as shipped, so a commit waits for the disk as it would for a real team.
 The memory settings are those of a modest dedicated server, the same for meterdesk and for the baselines.
+A run holds a lock on its server's folder until it stops the server; a second run at the same time takes the
+next free folder (pg-2, pg-3, ...) with its own port instead of stopping the first run's server.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
@@ -32,7 +35,11 @@ SETTINGS = {
 
 # Where the server lives when the checkout sits below a folder the postgres user may not enter (as root in
 # a private temporary directory, say); a fixed path, so big ledgers stay cached between runs there too.
+# Every checkout falls back to this one path, so runs side by side are the common case here, not a rare one.
 FALLBACK_ROOT = Path("/var/tmp/meterdesk-bench-pg")
+
+# How many benchmark servers may run side by side from one folder: pg, pg-2, ... pg-8.
+SIDE_BY_SIDE = 8
 
 
 def _postgres_can_reach(root: Path) -> bool:
@@ -59,6 +66,7 @@ class BenchServer:
         self.attached = bool(attached)
         self.port = int(attached) if attached else free_port()
         self.version = ""
+        self._lock: int | None = None  # the descriptor holding the lock on self.root while our server runs
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         command = [str(self.bindir / args[0]), *args[1:]]
@@ -66,19 +74,50 @@ class BenchServer:
             command = ["runuser", "-u", "postgres", "--", *command]
         return subprocess.run(command, check=check, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/", text=True)
 
+    def _claim_root(self) -> None:
+        """Lock the first of root, root-2, root-3 ... that no live run holds, and serve from it until stop().
+
+        The lock is a `flock` on `lock` beside the data directory. The kernel drops it when our process ends,
+        however it ends; the descriptor is not inherited (Python's default), so a server we leave behind
+        does not keep holding it.
+        """
+        base = self.root
+        for number in range(1, SIDE_BY_SIDE + 1):
+            root = base if number == 1 else base.with_name(f"{base.name}-{number}")
+            root.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(root / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(descriptor)
+                continue
+            self._lock = descriptor
+            self.root = root
+            self.datadir = root / "data"
+            return
+        raise RuntimeError(f"{SIDE_BY_SIDE} benchmark runs already hold {base} and its siblings; wait for one to end")
+
     def start(self) -> None:
         if self.attached:
             with self.connect("postgres") as connection:
                 self.version = connection.execute("SHOW server_version").fetchone()[0]
             return
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._claim_root()
+        try:
+            self._start_claimed()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_claimed(self) -> None:
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres")
             os.chmod(self.root, 0o700)
         if not (self.datadir / "PG_VERSION").exists():
             shutil.rmtree(self.datadir, ignore_errors=True)
             self._run("initdb", "-D", str(self.datadir), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale")
-        # A previous run that was killed leaves its server behind: stop it before starting ours.
+        # A previous run that was killed leaves its server behind: stop it before starting ours. A live run
+        # holds the lock we hold now, so a server found here belongs to no live run.
         self._run("pg_ctl", "-D", str(self.datadir), "-m", "fast", "-w", "stop", check=False)
         options = [f"-p {self.port}", f"-k {self.root}", "-c listen_addresses=127.0.0.1"]
         options += [f"-c {name}={value}" for name, value in SETTINGS.items()]
@@ -96,9 +135,13 @@ class BenchServer:
             self.version = connection.execute("SHOW server_version").fetchone()[0]
 
     def stop(self) -> None:
-        if self.attached:
+        if self.attached or self._lock is None:
             return
-        self._run("pg_ctl", "-D", str(self.datadir), "-m", "fast", "-w", "stop", check=False)
+        try:
+            self._run("pg_ctl", "-D", str(self.datadir), "-m", "fast", "-w", "stop", check=False)
+        finally:
+            os.close(self._lock)
+            self._lock = None
 
     # -- databases ---------------------------------------------------------------------------------
     def conninfo(self, database: str) -> str:
