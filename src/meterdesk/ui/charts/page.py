@@ -340,13 +340,14 @@ class ChartsPage(QWidget):
         """Block until running reads finish (tests and shutdown); their results arrive as queued signals."""
         return self._pool.waitForDone(msecs)
 
-    def shutdown(self) -> None:
-        """Forget queued reads and wait for running ones, before the ledger is closed."""
+    def shutdown(self, msecs: int = 15_000) -> None:
+        """Forget queued reads and wait for running ones, before the ledger is closed. The wait is bounded
+        like the desk's runner's: a read hung on an unreachable database must not hang closing the app."""
         self._debounce.stop()
         self._chart_generation.next()
         self._customer_generation.next()
         self._pool.clear()
-        self._pool.waitForDone(-1)
+        self._pool.waitForDone(msecs)
 
     def export_png(self, path: str | Path | None = None) -> Path | None:
         if self.chart.model is None:

@@ -457,6 +457,11 @@ class MainWindow(QMainWindow):
         box.open()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        # The Charts page and the detail page's chart tab read on thread pools of their own, not on the
+        # desk's runner: their reads must end before the desk closes the ledger under them.
+        for page in (self.charts, self.detail.chart):
+            if hasattr(page, "shutdown"):  # not the placeholder shown when the charts module is missing
+                page.shutdown()
         self.desk.shutdown()
         super().closeEvent(event)
 
