@@ -35,6 +35,18 @@ class Catalog:
         return next((p for p in self.plans if p.plan.code == code), None)
 
 
+#: How long closing the previous ledger waits for each pool reading it, like the runner's own shutdown.
+CLOSE_WAIT_MS = 15_000
+
+
+def _close_after(ledger: Ledger, waits: tuple[Callable[[int], bool], ...]) -> None:
+    try:
+        for wait in waits:
+            wait(CLOSE_WAIT_MS)
+    finally:
+        ledger.close()
+
+
 def read_catalog(ledger: Ledger) -> Catalog:
     return Catalog(tuple(list_units(ledger)), tuple(list_plans(ledger)), tuple(customers_overview(ledger)))
 
@@ -55,6 +67,7 @@ class Desk(QObject):
         self.runner = runner or TaskRunner(self)
         self.runner.failed.connect(self.failed)
         self.ledger: Ledger | None = None
+        self._close_waits: list[Callable[[int], bool]] = []
         self.catalog = Catalog()
         self._latest_id: int | None = None
         self._polling = False
@@ -74,12 +87,19 @@ class Desk(QObject):
         self._latest_id = None
         self.ledger_changed.emit(ledger)
         if old is not None and old is not ledger:
-            self.runner.submit(lambda job: old.close(), description="closing the previous ledger")
+            waits = tuple(self._close_waits)
+            self.runner.submit(lambda job: _close_after(old, waits), description="closing the previous ledger")
         if ledger is not None:
             self.reload_catalog()
             self.poll_timer.start()
         else:
             self.poll_timer.stop()
+
+    def close_waits_for(self, wait: Callable[[int], bool]) -> None:
+        """Close a ledger switched away from only after `wait(msecs)` returned (on the runner, not the GUI
+        thread): the chart pages read on thread pools of their own, and a read running there when the ledger
+        is switched must end on an open ledger (the page drops its result) rather than read a closed one."""
+        self._close_waits.append(wait)
 
     def actor(self) -> str:
         return self.settings.actor()

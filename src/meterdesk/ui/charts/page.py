@@ -111,7 +111,7 @@ class _FilterEdit(QLineEdit):
 
 class ChartsPage(QWidget):
     """Customer list, chart and controls. `ledger_provider()` returns the open Ledger (or None); it is
-    asked again for every read, so the shell may switch ledgers and call `reload()`."""
+    asked again for every read, so the shell may switch ledgers and call `ledger_switched()`."""
 
     bucketActivated = Signal(str, str, "qint64", "qint64")  # customer, unit, bucket start (us), bucket end (us)
     chartShown = Signal(str)  # the customer whose data is now drawn
@@ -297,13 +297,34 @@ class ChartsPage(QWidget):
             self._load_customers()
 
     def reload(self) -> None:
-        """Read the customer list and the current chart again (after a ledger switch, or to retry)."""
+        """Read the customer list and the current chart again (to retry)."""
         self._started = True
         self._hide_banner()
         if self._list_wanted:
             self._load_customers()
         self._shown_request = None
         self._schedule()
+
+    def ledger_switched(self) -> None:
+        """The shell opened another ledger (or none): what the previous one showed goes, results of reads
+        begun on it are dropped when they arrive, and a page already shown reads its customer list again
+        (the first customer is charted; an embedded page waits for `show_customer`)."""
+        self.customer_list.selectionModel().blockSignals(True)  # emptying the list moves its current row
+        try:
+            self.customer_model.clear()
+        finally:
+            self.customer_list.selectionModel().blockSignals(False)
+        self._debounce.stop()
+        self._chart_generation.next()
+        self._customer_generation.next()
+        self._customer = None
+        self._pending_selection = None
+        self._shown_request = None
+        self.status.clear()
+        self._hide_banner()
+        self.chart.clear()
+        if self._started and self._list_wanted:
+            self._load_customers()
 
     def refresh(self) -> None:
         """Read the current chart again (new usage arrived); the customer list stays as it is."""

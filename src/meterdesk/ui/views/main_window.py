@@ -151,6 +151,8 @@ class MainWindow(QMainWindow):
         self._catalog_throttle.setInterval(3000)
         self._catalog_throttle.timeout.connect(desk.reload_catalog)
         desk.entries_appeared.connect(lambda _latest: self._catalog_throttle.start() if not self._catalog_throttle.isActive() else None)
+        for page in self._chart_pages():
+            desk.close_waits_for(page.wait_for_workers)
         self.nav.setCurrentRow(0)
         self._ledger_changed(desk.ledger)
 
@@ -162,6 +164,11 @@ class MainWindow(QMainWindow):
             placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
             return placeholder
         return ChartsPage(self.desk.ledger_provider)
+
+    def _chart_pages(self) -> list[QWidget]:
+        """The Charts page and the detail page's chart tab (not the placeholders shown when the charts module
+        is missing). They read on thread pools of their own, not on the desk's runner."""
+        return [page for page in (self.charts, self.detail.chart) if hasattr(page, "ledger_switched")]
 
     def _make_settlement(self) -> QWidget | None:
         # The settlement page is built with the Stripe gateway; without it the desk has six pages.
@@ -285,6 +292,8 @@ class MainWindow(QMainWindow):
             self.setWindowTitle(f"meterdesk — {ledger.name}")
             self.ledger_label.setText(f"Ledger: {ledger.name}  ·  billing time zone {zone_label(ledger.timezone)}")
         self.actor_label.setText(f"Signed in as {self.desk.actor()}")
+        for page in self._chart_pages():
+            page.ledger_switched()
         for item in (self.record_action, self.correct_action, self.grant_action, self.add_customer_action, self.import_action, self.close_action):
             item.setEnabled(ledger is not None)
 
@@ -457,11 +466,9 @@ class MainWindow(QMainWindow):
         box.open()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        # The Charts page and the detail page's chart tab read on thread pools of their own, not on the
-        # desk's runner: their reads must end before the desk closes the ledger under them.
-        for page in (self.charts, self.detail.chart):
-            if hasattr(page, "shutdown"):  # not the placeholder shown when the charts module is missing
-                page.shutdown()
+        # The chart pages' reads must end before the desk closes the ledger under them.
+        for page in self._chart_pages():
+            page.shutdown()
         self.desk.shutdown()
         super().closeEvent(event)
 
