@@ -16,6 +16,7 @@ from meterdesk.services.usage import record_usage
 from meterdesk.store.engine import open_ledger
 from meterdesk.ui.messages import Level
 from tests.conftest import new_postgres_database
+from tests.support.events import record_close
 from tests.services.helpers import seed
 
 
@@ -55,14 +56,8 @@ def test_switching_ledgers_during_a_slow_chart_read_shows_the_new_ledger_and_clo
         finally:
             events.append("chart read on the old ledger ended")
 
-    close_old = seeded.close
-
-    def close() -> None:
-        events.append("old ledger closed")
-        close_old()
-
     monkeypatch.setattr(chart_worker, "chart_data", chart_data)
-    monkeypatch.setattr(seeded, "close", close)
+    record_close(monkeypatch, seeded, events, "old ledger closed")
     if where == "charts page":
         window.show_page(window.charts)
     else:

@@ -7,6 +7,7 @@ import threading
 import pytest
 
 import meterdesk.ui.charts.worker as chart_worker
+from tests.support.events import record_close
 
 
 @pytest.mark.parametrize("where", ["charts page", "customer detail chart tab"])
@@ -25,14 +26,8 @@ def test_closing_the_window_waits_for_a_running_chart_read_before_the_ledger_clo
         reading.set()
         release.wait(1)  # slow, but bounded: closing the window waits for the read, it must not hang on it
 
-    close_ledger = seeded.close
-
-    def close() -> None:
-        events.append("ledger closed")
-        close_ledger()
-
     monkeypatch.setattr(chart_worker, "chart_data", chart_data)
-    monkeypatch.setattr(seeded, "close", close)
+    record_close(monkeypatch, seeded, events, "ledger closed")
     page.fetch_hook = slow_fetch
     page.show_customer("acme")
     qtbot.waitUntil(reading.is_set, timeout=10_000)
