@@ -180,7 +180,8 @@ def entry_from_row(row) -> EntryRow:
 def list_entries(ledger: Ledger, where: EntryFilter | None = None, *, limit: int = 100, before_id: int | None = None) -> list[EntryRow]:
     """Entries newest first (by id), keyset-paged: pass the last id seen as `before_id` for the next page."""
     with ledger.read() as connection:
-        return [entry_from_row(row) for row in connection.execute(list_statement(connection, where or EntryFilter(), limit, before_id))]
+        statement = list_statement(connection, where or EntryFilter(), limit, before_id)
+        return [entry_from_row(row) for row in connection.execute(statement)]
 
 
 def list_statement(connection, where: EntryFilter, limit: int, before_id: int | None) -> Select:
@@ -215,11 +216,8 @@ def time_range_ids(connection, where: EntryFilter, *, up_to: int | None = None) 
     if where.start_us is None and where.end_us is None:
         return None
     e = usage_entries.c
-    inner = select(e.id.label("id")).select_from(usage_entries)
-    if where.start_us is not None:
-        inner = inner.where(e.occurred_at >= where.start_us)
-    if where.end_us is not None:
-        inner = inner.where(e.occurred_at < where.end_us)
+    time_range = EntryFilter(start_us=where.start_us, end_us=where.end_us)
+    inner = time_range.apply(select(e.id.label("id")).select_from(usage_entries))
     if up_to is not None:
         inner = inner.where(e.id <= up_to)
     found = inner.limit(TIME_RANGE_IDS_CAP + 1).subquery()

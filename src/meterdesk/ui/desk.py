@@ -14,7 +14,7 @@ from meterdesk.services.overview import CustomerOverview, customers_overview
 from meterdesk.store.engine import Ledger
 from meterdesk.store.queries import UnitRow
 from meterdesk.ui.settings import AppSettings
-from meterdesk.ui.tasks import Job, TaskRunner
+from meterdesk.ui.tasks import SHUTDOWN_WAIT_MS, Job, TaskRunner
 
 
 @dataclass(frozen=True)
@@ -35,14 +35,10 @@ class Catalog:
         return next((p for p in self.plans if p.plan.code == code), None)
 
 
-#: How long closing the previous ledger waits for each pool reading it, like the runner's own shutdown.
-CLOSE_WAIT_MS = 15_000
-
-
 def _close_after(ledger: Ledger, waits: tuple[Callable[[int], bool], ...]) -> None:
     try:
         for wait in waits:
-            wait(CLOSE_WAIT_MS)
+            wait(SHUTDOWN_WAIT_MS)
     finally:
         ledger.close()
 

@@ -20,6 +20,10 @@ from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 
 log = logging.getLogger(__name__)
 
+# How long closing waits for running jobs (a window, a ledger switched away from): bounded, so that a read
+# hung on an unreachable database cannot hang the app.
+SHUTDOWN_WAIT_MS = 15_000
+
 
 @dataclass(eq=False)
 class Job:
@@ -170,7 +174,7 @@ class TaskRunner(QObject):
         """Block until every job has ended (tests, and closing the window); True if they all did."""
         return self._pool.waitForDone(msecs)
 
-    def shutdown(self, msecs: int = 15_000) -> None:
+    def shutdown(self, msecs: int = SHUTDOWN_WAIT_MS) -> None:
         """Cancel what can be cancelled, wait for the rest, and drop every result still on its way."""
         self.cancel_all()
         self._pool.waitForDone(msecs)

@@ -42,6 +42,7 @@ from meterdesk.ui.charts.worker import (
     CustomersJob,
     Generation,
 )
+from meterdesk.ui.tasks import SHUTDOWN_WAIT_MS
 
 log = logging.getLogger(__name__)
 
@@ -314,9 +315,7 @@ class ChartsPage(QWidget):
             self.customer_model.clear()
         finally:
             self.customer_list.selectionModel().blockSignals(False)
-        self._debounce.stop()
-        self._chart_generation.next()
-        self._customer_generation.next()
+        self._forget_reads()
         self._customer = None
         self._pending_selection = None
         self._shown_request = None
@@ -361,14 +360,18 @@ class ChartsPage(QWidget):
         """Block until running reads finish (tests and shutdown); their results arrive as queued signals."""
         return self._pool.waitForDone(msecs)
 
-    def shutdown(self, msecs: int = 15_000) -> None:
-        """Forget queued reads and wait for running ones, before the ledger is closed. The wait is bounded
-        like the desk's runner's: a read hung on an unreachable database must not hang closing the app."""
+    def shutdown(self, msecs: int = SHUTDOWN_WAIT_MS) -> None:
+        """Forget queued reads and wait (bounded, like the desk's runner) for running ones, before the ledger
+        is closed."""
+        self._forget_reads()
+        self._pool.clear()
+        self._pool.waitForDone(msecs)
+
+    def _forget_reads(self) -> None:
+        """No read scheduled, and the results of those already begun dropped when they arrive."""
         self._debounce.stop()
         self._chart_generation.next()
         self._customer_generation.next()
-        self._pool.clear()
-        self._pool.waitForDone(msecs)
 
     def export_png(self, path: str | Path | None = None) -> Path | None:
         if self.chart.model is None:
