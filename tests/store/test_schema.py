@@ -186,3 +186,30 @@ def test_a_customer_or_unit_the_ledger_refers_to_cannot_be_deleted(ledger):
                 connection.execute(text(statement))
     with ledger.read() as connection:
         assert connection.execute(text("SELECT count(*) FROM customers WHERE external_id = 'acme'")).scalar() == 1
+
+
+def test_the_reference_check_refuses_one_unknown_key_among_many_rows_before_and_after_0007(ledger):
+    """0007 checks a statement's distinct customers and units instead of every row; one bad row among
+    thousands of good ones is still refused, and so it is at 0006 (down and up again)."""
+    from alembic import command
+
+    seed(ledger)
+    rows = ", ".join(f"(1, 1, 1, 0, 0, 0, '2026-01', FALSE, 'r-{n}', 'usage', 'cli', 't')" for n in range(3000))
+    columns = "customer_id, unit_id, quantity, occurred_at, recorded_at, billed_at, period, late, request_id, kind, source, actor"
+    for target in ("0006", migrate.HEAD_REVISION):
+        with ledger.engine.begin() as connection:
+            config = migrate._config()
+            config.attributes["connection"] = connection
+            (command.downgrade if target == "0006" else command.upgrade)(config, target)
+        for bad in ("(999, 1,", "(1, 999,"):
+            with pytest.raises(IntegrityError):
+                with ledger.write() as connection:
+                    connection.execute(text(
+                        f"INSERT INTO usage_entries ({columns}) VALUES {rows}, {bad} 1, 0, 0, 0, '2026-01', FALSE, 'r-bad', 'usage', 'cli', 't')"
+                    ))
+        with ledger.read() as connection:
+            assert connection.execute(text("SELECT count(*) FROM usage_entries")).scalar() == 0
+    with ledger.write() as connection:
+        connection.execute(text(f"INSERT INTO usage_entries ({columns}) VALUES {rows}"))
+    with ledger.read() as connection:
+        assert connection.execute(text("SELECT count(*) FROM usage_entries")).scalar() == 3000
