@@ -135,16 +135,19 @@ def _fast_lane_file(ledger, path) -> None:
     path.write_text("customer,unit,amount,request_id,occurred_at\n" + "\n".join(clean + seats + messy + tail + quoted) + "\n")
 
 
+@pytest.mark.parametrize("rollup", ["loop", "arrays"])
 @pytest.mark.parametrize("reader_process", [False, True], ids=["in-process", "reader-process"])
-def test_the_fast_lane_records_what_the_general_path_records(seeded, tmp_path, monkeypatch, reader_process):
+def test_the_fast_lane_records_what_the_general_path_records(seeded, tmp_path, monkeypatch, reader_process, rollup):
     """Clean batches go through services/bulk_import.py; the same file through the general path alone gives
-    the same entries, rollup, balances, outcome and errors (line numbers included) — then again, as a re-run."""
+    the same entries, rollup, balances, outcome and errors (line numbers included) — then again, as a re-run.
+    The fast lane adds up a big batch's rollup with numpy ("arrays"): here every batch is made to."""
     from meterdesk.services import bulk_import
     from meterdesk.store.engine import open_ledger
 
     path = tmp_path / "usage.csv"
     _fast_lane_file(seeded, path)
     monkeypatch.setattr(usage, "EXPECT_NEW_AFTER", 5)
+    monkeypatch.setattr(bulk_import, "ARRAY_ROLLUP_ROWS", 0 if rollup == "arrays" else 1 << 40)
     if reader_process:
         monkeypatch.setattr(usage, "READER_PROCESS_BYTES", 0)
 
@@ -271,3 +274,26 @@ def test_the_fast_lane_prices_every_model_as_the_general_path(seeded, tmp_path, 
     state = _ledger_state(seeded)
     assert state == expected_state
     assert len({row.charged for row in state["entries"]}) > 10  # the lines were really charged, differently
+
+
+def test_a_failure_while_the_copy_runs_writes_nothing_and_leaves_the_ledger_usable(seeded, tmp_path, monkeypatch):
+    """On PostgreSQL the slices are priced while the COPY is under way: when pricing fails the COPY is
+    abandoned, the batch rolls back, and the ledger takes the next import."""
+    from meterdesk.services import bulk_import
+
+    path = tmp_path / "usage.csv"
+    path.write_text("".join(f"bolt,api_calls,{n % 5 + 1},boom-{n},{_this_period_at(seeded, n)}\n" for n in range(30)))
+    grant_credits(seeded, "bolt", "100", "g")
+
+    def failing(*arguments):
+        raise RuntimeError("pricing failed")
+
+    with monkeypatch.context() as broken:
+        broken.setattr(bulk_import._Charger, "charge", failing)
+        with pytest.raises(RuntimeError, match="pricing failed"):
+            import_usage(seeded, path)
+    with seeded.read() as connection:
+        assert connection.execute(text("SELECT count(*) FROM usage_entries WHERE request_id LIKE 'boom-%'")).scalar() == 0
+        assert connection.execute(text("SELECT coalesce(sum(entries), 0) FROM usage_daily")).scalar() == 0
+    result = import_usage(seeded, path)
+    assert (result.recorded, result.rejected) == (30, 0)
