@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import os
 import queue
@@ -657,7 +658,7 @@ def import_usage(
     result = ImportResult()
     importer = _Importer(ledger, actor, result)
     total_bytes = path.stat().st_size if path.is_file() else None
-    with handle:
+    with handle, _no_cycle_collection():
         if total_bytes is not None and total_bytes >= READER_PROCESS_BYTES:
             # A big file is read and validated by a second process while this one writes: parsing and
             # validating is about a third of an import's Python time, and two cores do both at once.
@@ -689,6 +690,20 @@ def import_usage(
         finally:
             batches.close()
     return result
+
+
+class _no_cycle_collection:
+    """Python's cycle collector paused while a file is imported: the batches allocate millions of short-lived
+    tuples and lists and make no cycles, and the collector's passes over them were ~4 % of a 1M-line import's
+    CPU (perf). Whatever cycles the import does make are collected when it ends."""
+
+    def __enter__(self) -> None:
+        self.was_enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc_info) -> None:
+        if self.was_enabled:
+            gc.enable()
 
 
 _END = object()
@@ -743,6 +758,7 @@ def _reader_process(url: str, path: str, batch_size: int, sending) -> None:
     back the reader while the importing process is still writing the one before)."""
     from meterdesk.store.engine import open_ledger
 
+    gc.disable()  # this process only reads the file: see _no_cycle_collection
     try:
         try:
             ledger = open_ledger(url, upgrade=False)
