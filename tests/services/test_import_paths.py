@@ -175,7 +175,7 @@ def test_the_fast_lane_records_what_the_general_path_records(seeded, tmp_path, m
     if not reader_process:
         assert sum(1 for outcome in written if outcome is not None) >= 6, "the clean batches went through the fast lane"
     assert [_outcome(result) for result in found] == [_outcome(result) for result in expected]
-    # Entry ids may differ (the general path inserts a batch in key order, the fast lane in file order).
+    # Entry ids may differ (the general path inserts a batch in key order, the fast lane by customer or in file order).
     def errors(result) -> list:
         return [(error["line"], re.sub(r"entry \d+", "entry N", error["error"])) for error in result.errors]
 
