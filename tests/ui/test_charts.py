@@ -473,3 +473,38 @@ def test_micro_benchmarks_report_milliseconds(qapp):
     raw = time_raw_points(5000, repeat=1)
     assert render["meterdesk_ms"] > 0 and render["plain_ms"] > 0
     assert raw["meterdesk_ms"] > 0 and raw["plain_ms"] > 0
+
+
+@pytest.mark.parametrize("units", [1, 5])
+def test_many_units_scroll_at_full_row_height_and_titles_fit_their_axes(ledger, qtbot, page_for, units):
+    """Five units in an 800-pixel window were squeezed below their rows' minimum: plots cut off at the
+    bottom (zero out of sight) and axis titles cut at the top. Now rows keep ROW_HEIGHT and the chart
+    scrolls; one unit fills the height without a scroll bar; a title too long for its axis is shortened."""
+    from PySide6.QtGui import QFontMetrics
+
+    from meterdesk.ui.charts.model import synthetic_model
+    from meterdesk.ui.charts.widget import ROW_HEIGHT
+
+    page = page_for(ledger)
+    page.resize(1280, 700)
+    page.show()
+    page.chart.set_model(synthetic_model(24 * 30, units))
+    scroll = page.chart_scroll.verticalScrollBar()
+    if units == 1:
+        qtbot.waitUntil(lambda: page.chart._row("unit_1").widget.height() > 2 * ROW_HEIGHT)
+    else:
+        qtbot.waitUntil(lambda: scroll.maximum() > 0)
+    page.grab()
+    rows = [page.chart._row(f"unit_{n + 1}") for n in range(units)]
+    if units == 1:
+        assert scroll.maximum() == 0
+    else:
+        assert all(row.widget.height() >= ROW_HEIGHT for row in rows)
+        assert page.chart.height() >= units * ROW_HEIGHT
+    for row in rows:
+        for name in ("left", "right"):
+            axis = row.plot.getAxis(name)
+            shown = axis.labelText
+            assert shown, name
+            width = QFontMetrics(axis.label.font()).horizontalAdvance(shown) + 2 * axis.label.document().documentMargin()
+            assert width <= row.view.height(), (name, shown, row.view.height())

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListView,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QStyle,
     QStyledItemDelegate,
@@ -262,7 +263,17 @@ class ChartsPage(QWidget):
         banner_box.setContentsMargins(8, 0, 8, 4)
         banner_box.addWidget(self.banner)
         right.addLayout(banner_box)
-        right.addWidget(self.chart, 1)
+        # A customer with many units gets rows of their minimum height and a scroll bar, instead of rows
+        # squeezed below it, whose plots were cut off at the bottom (zero out of sight) and the axis titles
+        # at the top.
+        self.chart_scroll = QScrollArea()
+        self.chart_scroll.setWidgetResizable(True)
+        # Vertically only: a long row title is cut at the right edge, as before, rather than widening the chart.
+        self.chart_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.chart.setMinimumWidth(320)
+        self.chart_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.chart_scroll.setWidget(self.chart)
+        right.addWidget(self.chart_scroll, 1)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.list_panel)

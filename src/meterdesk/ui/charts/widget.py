@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QFontMetrics
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from meterdesk.services.chart_data import ChartData
@@ -47,6 +47,18 @@ def fit_y(view: pg.ViewBox, low: float, high: float, reserved_px: float) -> None
     view.setYRange(low, top, padding=0)
 
 
+ROW_HEIGHT = 150  # a unit's plot row at its smallest, title and time axis included
+
+
+class _PlotWidget(pg.PlotWidget):
+    """A PlotWidget that asks for its minimum height: QGraphicsView asks for its scene's (480 px here), and the
+    Charts page's scroll area gave every row that much, so five units needed 2,400 px of scrolling. Rows
+    share the height there is and scroll only when they would fall below ROW_HEIGHT."""
+
+    def sizeHint(self) -> QSize:
+        return QSize(super().sizeHint().width(), ROW_HEIGHT)
+
+
 class _Row:
     """One plot row: a PlotWidget with the billing-time axis, a title, a legend, a hover readout and a
     highlight band. Subclasses draw a unit or the balance into it."""
@@ -57,11 +69,11 @@ class _Row:
         self.chart = chart
         self._shown: dict[object, tuple] = {}
         self.time_axis = BillingTimeAxis()
-        self.widget = pg.PlotWidget(
+        self.widget = _PlotWidget(
             background=style.BACKGROUND,
             axisItems={"bottom": self.time_axis, "left": QuantityAxis("left"), "right": QuantityAxis("right")},
         )
-        self.widget.setMinimumHeight(150)
+        self.widget.setMinimumHeight(ROW_HEIGHT)
         self.widget.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.plot = self.widget.getPlotItem()
         self.plot.hideButtons()
@@ -102,6 +114,8 @@ class _Row:
         scene.sigMouseClicked.connect(self._mouse_clicked)
         self.view.sigXRangeChanged.connect(lambda *_: chart._x_range_changed(self))
         self.view.sigResized.connect(lambda *_: self.fit())
+        self._axis_labels: dict[str, tuple[str, str, str]] = {}  # axis: (label, short label, colour)
+        self.view.sigResized.connect(lambda *_: self._fit_axis_labels())
 
     def fit(self) -> None:
         """Re-fit the value ranges to the view's current height (subclasses know their data)."""
@@ -126,9 +140,25 @@ class _Row:
         if self.changed("title", text):
             self.plot.setTitle(text, color=style.TEXT, size="10pt", justify="left")
 
-    def set_axis_label(self, name: str, text: str, colour: str) -> None:
+    def set_axis_label(self, name: str, text: str, colour: str, short: str | None = None) -> None:
+        """A value axis's title; `short` stands in while the row is too low for `text` (with five units
+        in an 800-pixel window the titles were cut to "ats per day")."""
+        self._axis_labels[name] = (text, short or text, colour)
+        self._fit_axis_label(name)
+
+    def _fit_axis_labels(self) -> None:
+        for name in self._axis_labels:
+            self._fit_axis_label(name)
+
+    def _fit_axis_label(self, name: str) -> None:
+        text, short, colour = self._axis_labels[name]
+        axis = self.plot.getAxis(name)
+        # The title is centred along the axis and cut off at its ends (the text item's margins included).
+        needed = QFontMetrics(axis.label.font()).horizontalAdvance(text) + 2 * axis.label.document().documentMargin() + 6
+        if short != text and needed > self.view.height():
+            text = short
         if self.changed(name, text, colour):
-            self.plot.getAxis(name).setLabel(text, color=colour)
+            axis.setLabel(text, color=colour)
 
     def set_bottom_labels(self, shown: bool, timezone_name: str) -> None:
         if not self.changed("bottom", shown, timezone_name):
@@ -293,10 +323,10 @@ class _UnitRow(_Row):
         elif len(self.markers.data):
             self.markers.setData(x=[], y=[])
 
-        self.set_axis_label("left", f"{track.name} per {per}", style.TEXT)
+        self.set_axis_label("left", f"{track.name} per {per}", style.TEXT, f"per {per}")
         # A `max` unit (seats) is billed on its peak, so its line is the period's peak so far.
         line_name = "peak so far in period" if track.aggregation == "max" else "cumulative in period"
-        self.set_axis_label("right", line_name, line_colour.name())
+        self.set_axis_label("right", line_name, line_colour.name(), "peak so far" if track.aggregation == "max" else "cumulative")
         entries = [(self.bars.item, f"{track.name} per {per}"), (self.cumulative, line_name)]
         if allowance.included > 0:
             entries.append((self._sample("included", pen=style.allowance_pen()), "included allowance"))
@@ -403,7 +433,7 @@ class _BalanceRow(_Row):
         self._extents = (low - span * 0.06, high + span * 0.04)
         self.limit.setValue(floor)
         self.limit.set_label(f"credit limit {style.money_text(-balance.credit_limit, model.currency)}")
-        self.set_axis_label("left", f"Balance ({model.currency})", style.TEXT)
+        self.set_axis_label("left", f"Balance ({model.currency})", style.TEXT, model.currency)
         self.set_legend([(self._line_sample, f"prepaid balance ({model.currency})"), (self._limit_sample, "credit limit")])
         current = balance.current
         colour = style.BALANCE_NEGATIVE if current < -balance.credit_limit else (style.TEXT if current >= 0 else "#b9770e")
