@@ -15,10 +15,16 @@ from meterdesk.domain.money import round_money
 from meterdesk.domain.periods import format_timestamp, from_micros
 
 
+NO_LOCALE = {"", "C", "POSIX"}
+
+
 @lru_cache(maxsize=1)
 def display_locale() -> Locale:
-    """The locale for numbers: Qt's idea of the user's locale, else en_US (the C locale has no grouping)."""
+    """The locale for numbers: Qt's idea of the user's locale, else en_US. The C and POSIX locales say no
+    locale was chosen (Babel 2.19 reads them as en_US_POSIX, which writes "€\xa017.00"): en_US too."""
     name = os.environ.get("METERDESK_LOCALE") or QLocale.system().name()
+    if name.split(".")[0].upper() in NO_LOCALE:
+        name = "en_US"
     try:
         locale = Locale.parse(name)
         locale.number_symbols  # noqa: B018 - a locale without number data is no use here
