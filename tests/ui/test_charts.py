@@ -4,6 +4,7 @@ exports round-trip, and nothing blocks or crashes (on SQLite and on PostgreSQL).
 from __future__ import annotations
 
 import csv
+import html
 import threading
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -17,7 +18,7 @@ from PySide6.QtTest import QTest
 
 from meterdesk.domain.periods import to_micros
 from meterdesk.services.billing import close_period
-from meterdesk.services.catalog import add_customer
+from meterdesk.services.catalog import add_customer, add_unit, save_plan
 from meterdesk.services.chart_data import chart_data
 from meterdesk.services.corrections import correct_entry
 from meterdesk.services.credits import grant_credits
@@ -508,3 +509,102 @@ def test_many_units_scroll_at_full_row_height_and_titles_fit_their_axes(ledger, 
             assert shown, name
             width = QFontMetrics(axis.label.font()).horizontalAdvance(shown) + 2 * axis.label.document().documentMargin()
             assert width <= row.view.height(), (name, shown, row.view.height())
+
+
+LONG_UNIT_NAME = "API calls through the partner gateway, metered per request, retries and webhooks included"
+
+
+@pytest.fixture
+def long_title_ledger(ledger):
+    """zeta (postpaid) on a plan whose graduated unit has a long name: with its allowance, next tier and
+    billable amount, that row's title is wider than the chart of a 1280-pixel Charts page."""
+    seed(ledger)
+    add_unit(ledger, "gateway_calls", LONG_UNIT_NAME, 0, "sum", actor="tests")
+    save_plan(ledger, {
+        "code": "gateway", "name": "Gateway", "currency": "EUR", "base_fee": "10.00",
+        "charges": [
+            {"unit": "gateway_calls", "model": "graduated", "included": "1000", "tiers": [
+                {"up_to": "100000", "unit_price": "0.001"},
+                {"unit_price": "0.0005"},
+            ]},
+            {"unit": "api_calls", "model": "per_unit", "unit_price": "0.002"},
+        ],
+    }, actor="tests")
+    add_customer(ledger, "zeta", "Zeta Gateways", "gateway", actor="tests")
+    for index, instant in enumerate(this_month_instants(4)):
+        record_usage(ledger, "zeta", "gateway_calls", str(2000 * (index + 1)), f"gw-{index}", occurred_at=instant)
+        record_usage(ledger, "zeta", "api_calls", str(100 * (index + 1)), f"api-{index}", occurred_at=instant)
+    return ledger
+
+
+def legend_of(row) -> list[str]:
+    return [label.text for _, label in row.legend.items]
+
+
+def title_of(row) -> tuple[str, str, float]:
+    """A row's title as shown (plain text), its tooltip, and the width the shown text takes."""
+    label = row.plot.titleLabel
+    return label.item.toPlainText(), label.toolTip(), label.itemRect().width()
+
+
+def assert_rows_keep_the_chart_width(chart, width: int) -> None:
+    for row in chart._visible_rows():
+        shown, _, title_width = title_of(row)
+        assert row.widget.width() <= width, row.key
+        assert row.plot.width() <= row.widget.viewport().width(), (row.key, shown)
+        axis = row.plot.getAxis("right")
+        assert axis.isVisible()
+        assert axis.mapRectToScene(axis.boundingRect()).right() <= row.widget.viewport().width(), (row.key, shown)
+        assert title_width <= row.view.width(), (row.key, shown)
+
+
+def test_a_long_unit_title_is_shortened_and_every_row_keeps_the_charts_width(long_title_ledger, qtbot, page_for):
+    """A title longer than its row was the plot's minimum width (pyqtgraph's title label asks for its
+    text's width), so the row's plot grew past the chart's right edge and its right axis was cut off: the
+    demo's Acme "API calls" row at 1280 px. Now every row keeps the chart's width, a title too long is
+    shortened (the whole title its tooltip), and it comes back whole when the row is wide enough. The unit
+    selector no longer grows with the name either: it made the page itself wider than 1280 px."""
+    page = page_for(long_title_ledger)
+    page.show()
+    page.show_customer("zeta")
+    wait_shown(qtbot, page, "zeta")
+    gateway, api = page.chart._row("gateway_calls"), page.chart._row("api_calls")
+    for size in ((1280, 800), (1100, 700), (2400, 800)):  # page_for made it 1280 x 800
+        if page.size().toTuple() != size:
+            before = page.chart.width()
+            page.resize(*size)
+
+            def laid_out():
+                assert page.width() == size[0]  # the unit selector, as wide as the long name, held it wider
+                assert page.chart.width() != before
+
+            qtbot.waitUntil(laid_out)
+        page.grab()
+        assert_rows_keep_the_chart_width(page.chart, page.chart_scroll.viewport().width())
+        for row in (gateway, api):  # the view cuts a legend off at its right edge
+            legend = row.legend.mapRectToItem(row.view, row.legend.boundingRect())
+            assert legend.right() <= row.view.width(), (row.key, legend_of(row))
+        shown, tooltip, _ = title_of(gateway)
+        if size[0] < 2400:
+            assert shown.startswith("API calls through") and shown.endswith("…"), shown
+            assert LONG_UNIT_NAME in tooltip and "tier 2 above 101,000" in tooltip and "billable" in tooltip
+            assert legend_of(gateway) == ["per day", "cumulative in period", "included allowance"]
+        else:
+            assert shown.startswith(LONG_UNIT_NAME) and "tier 2 above 101,000" in shown and "billable" in shown
+            assert tooltip == ""
+            assert legend_of(gateway)[0] == html.escape(f"{LONG_UNIT_NAME} per day")
+        shown, tooltip, _ = title_of(api)
+        assert shown.startswith("API calls (api_calls) · total 1,000") and tooltip == ""  # it fits: left whole
+
+
+def test_a_title_too_long_for_even_its_unit_name_is_cut_with_an_ellipsis(long_title_ledger, chart, qtbot):
+    """The shortest form of the title (the unit's name) is elided to the row's width, the whole title its tooltip."""
+    chart.resize(480, 640)
+    chart.set_data(chart_data(long_title_ledger, "zeta", granularity="day"))
+    row = chart._row("gateway_calls")
+    qtbot.waitUntil(lambda: row.widget.width() == 480)
+    chart.grab()
+    assert_rows_keep_the_chart_width(chart, 480)
+    shown, tooltip, _ = title_of(row)
+    assert shown.startswith("API calls") and shown.endswith("…") and len(shown) < len(LONG_UNIT_NAME)
+    assert LONG_UNIT_NAME in tooltip

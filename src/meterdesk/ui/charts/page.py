@@ -25,7 +25,9 @@ from PySide6.QtWidgets import (
     QSplitter,
     QStyle,
     QStyledItemDelegate,
+    QStyleOptionComboBox,
     QStyleOptionViewItem,
+    QStylePainter,
     QVBoxLayout,
     QWidget,
 )
@@ -109,6 +111,31 @@ class _FilterEdit(QLineEdit):
             self.target.setFocus(Qt.FocusReason.ShortcutFocusReason)
             return
         super().keyPressEvent(event)
+
+
+class _UnitBox(QComboBox):
+    """The unit selector, as wide as its longest unit name up to a cap: sized to the name alone, a long one
+    widened the toolbar and with it the page past a 1280-pixel window. A name wider than the box is elided;
+    the popup and the tooltip show it whole."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        # Room for "Storage (GB, peak) (storage_gb)", the demo's longest; the toolbar's width is taken from
+        # the customer list beside it.
+        self.setMaximumWidth(40 * self.fontMetrics().averageCharWidth())
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        # QComboBox.paintEvent's two steps, with the text elided: Qt's own would cut it off mid-letter.
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        field = self.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option, QStyle.SubControl.SC_ComboBoxEditField, self)
+        whole = option.currentText
+        option.currentText = self.fontMetrics().elidedText(whole, Qt.TextElideMode.ElideRight, field.width() - 2)
+        self.setToolTip("" if option.currentText == whole else whole)
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
 
 
 class ChartsPage(QWidget):
@@ -203,8 +230,7 @@ class ChartsPage(QWidget):
         self.granularity_box.setMinimumContentsLength(len("Auto (monthly)"))
         self.granularity_box.currentIndexChanged.connect(lambda _: self._schedule())
         self.unit_label = QLabel("Unit")
-        self.unit_box = QComboBox()
-        self.unit_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.unit_box = _UnitBox()
         self.unit_box.currentIndexChanged.connect(self._unit_changed)
         self.unit_label.hide()
         self.unit_box.hide()
@@ -268,7 +294,7 @@ class ChartsPage(QWidget):
         # at the top.
         self.chart_scroll = QScrollArea()
         self.chart_scroll.setWidgetResizable(True)
-        # Vertically only: a long row title is cut at the right edge, as before, rather than widening the chart.
+        # Vertically only: a row keeps the chart's width, and a title too long for it is shortened.
         self.chart_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.chart.setMinimumWidth(320)
         self.chart_scroll.setFrameShape(QFrame.Shape.NoFrame)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFontMetrics
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QTextDocument
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from meterdesk.services.chart_data import ChartData
@@ -23,7 +23,11 @@ from meterdesk.ui.charts.model import US, ChartModel, UnitTrack
 BALANCE_ROW = "balance"
 #: Pixels kept free above the data for the legend (plus a line label's height on the cumulative axis).
 _LEGEND_ROOM = 8
+_LEGEND_OFFSET = (6, 2)
 _LABEL_ROOM = 18
+_TITLE_POINTS = 10
+#: Ends a row title shortened for a narrow row (the whole title is its tooltip).
+_MORE = f" <span style='color:{style.MUTED}'>…</span>"
 #: Value axes of every row are this wide, so the rows' time axes line up exactly.
 AXIS_WIDTH = 74
 #: A tier boundary above the data is drawn (and the axis stretched to it) while it is this close.
@@ -59,6 +63,22 @@ class _PlotWidget(pg.PlotWidget):
         return QSize(super().sizeHint().width(), ROW_HEIGHT)
 
 
+class _TitleLabel(pg.LabelItem):
+    """A plot title that asks for no width: pyqtgraph's LabelItem makes its text's width the plot's minimum,
+    so a title longer than its row widened the plot past the chart's right edge and cut off the right axis
+    (the demo's Acme "API calls" at 1280 px). The row shortens the text to the width there is instead."""
+
+    def updateMin(self) -> None:  # noqa: N802 - pyqtgraph's name
+        super().updateMin()
+        self.setMinimumWidth(0)
+
+    def sizeHint(self, hint, constraint):  # noqa: N802 - Qt's name
+        size = super().sizeHint(hint, constraint)
+        if hint in (Qt.SizeHint.MinimumSize, Qt.SizeHint.PreferredSize):
+            size.setWidth(0)
+        return size
+
+
 class _Row:
     """One plot row: a PlotWidget with the billing-time axis, a title, a legend, a hover readout and a
     highlight band. Subclasses draw a unit or the balance into it."""
@@ -76,6 +96,11 @@ class _Row:
         self.widget.setMinimumHeight(ROW_HEIGHT)
         self.widget.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.plot = self.widget.getPlotItem()
+        # pyqtgraph's own title label takes its text's width as the plot's minimum (see _TitleLabel).
+        self.plot.layout.removeItem(self.plot.titleLabel)
+        self.widget.scene().removeItem(self.plot.titleLabel)
+        self.plot.titleLabel = _TitleLabel(" ", parent=self.plot)
+        self.plot.layout.addItem(self.plot.titleLabel, 0, 1)
         self.plot.hideButtons()
         self.plot.setMenuEnabled(False)
         self.plot.showGrid(x=False, y=True, alpha=1.0)
@@ -97,7 +122,7 @@ class _Row:
         self.plot.getAxis("left").setWidth(AXIS_WIDTH)
         self.plot.getAxis("right").setWidth(AXIS_WIDTH)
         # An opaque box: grid lines no longer show through the legend's text, and it fills faster.
-        self.legend = pg.LegendItem(offset=(6, 2), brush=pg.mkBrush(style.BACKGROUND), pen=style.pen("#d5dbe1"), labelTextColor=style.TEXT, horSpacing=14)
+        self.legend = pg.LegendItem(offset=_LEGEND_OFFSET, brush=pg.mkBrush(style.BACKGROUND), pen=style.pen("#d5dbe1"), labelTextColor=style.TEXT, horSpacing=14)
         self.legend.setParentItem(self.view)
         self.highlight = pg.LinearRegionItem(
             values=(0, 0), movable=False, brush=pg.mkBrush(style.with_alpha(style.HIGHLIGHT, 24)), pen=pg.mkPen(None)
@@ -113,9 +138,13 @@ class _Row:
         scene.sigMouseMoved.connect(self._mouse_moved)
         scene.sigMouseClicked.connect(self._mouse_clicked)
         self.view.sigXRangeChanged.connect(lambda *_: chart._x_range_changed(self))
+        self._legends: list[tuple[list[tuple[object, str]], float | None]] = []  # (entries, width once built)
+        self.view.sigResized.connect(lambda *_: self._fit_legend())  # first: fit() keeps the legend's height free
         self.view.sigResized.connect(lambda *_: self.fit())
         self._axis_labels: dict[str, tuple[str, str, str]] = {}  # axis: (label, short label, colour)
         self.view.sigResized.connect(lambda *_: self._fit_axis_labels())
+        self._titles: list[tuple[str, float]] = []  # (title, its width), the whole title first
+        self.view.sigResized.connect(lambda *_: self._fit_title())
 
     def fit(self) -> None:
         """Re-fit the value ranges to the view's current height (subclasses know their data)."""
@@ -136,9 +165,36 @@ class _Row:
         self._shown[key] = value
         return True
 
-    def set_title(self, text: str) -> None:
-        if self.changed("title", text):
-            self.plot.setTitle(text, color=style.TEXT, size="10pt", justify="left")
+    def set_title(self, text: str, *shorter: str) -> None:
+        """The row's title; the `shorter` forms (longest first) stand in while the row is too narrow for it,
+        and the last is cut short with an ellipsis when even it does not fit. A shortened title has the
+        whole one as its tooltip."""
+        if self.changed("titles", text, shorter):
+            self._titles = [(form, self._title_width(form)) for form in (text, *shorter)]
+            self._fit_title()
+
+    def _title_width(self, text: str) -> float:
+        """The width `text` takes as the title (the text item's margins included)."""
+        document = QTextDocument()
+        document.setDefaultFont(self.plot.titleLabel.item.font())
+        document.setHtml(f"<span style='font-size: {_TITLE_POINTS}pt'>{text}</span>")
+        return document.idealWidth()
+
+    def _fit_title(self) -> None:
+        if not self._titles:
+            return
+        room = self.view.width()
+        shown = next((form for form, width in self._titles if width <= room), None)
+        if shown is None:
+            font = QFont(self.plot.titleLabel.item.font())
+            font.setPointSizeF(_TITLE_POINTS)
+            margins = 2 * self.plot.titleLabel.item.document().documentMargin()
+            plain = _plain_text(self._titles[-1][0])
+            shown = html.escape(QFontMetrics(font).elidedText(plain, Qt.TextElideMode.ElideRight, max(0, int(room - margins))))
+        if self.changed("title", shown):
+            self.plot.setTitle(shown, color=style.TEXT, size=f"{_TITLE_POINTS}pt", justify="left")
+            whole = self._titles[0][0]
+            self.plot.titleLabel.setToolTip("" if shown == whole else whole)
 
     def set_axis_label(self, name: str, text: str, colour: str, short: str | None = None) -> None:
         """A value axis's title; `short` stands in while the row is too low for `text` (with five units
@@ -168,7 +224,27 @@ class _Row:
         axis.setLabel(f"Billing time ({timezone_name})" if shown else None, color=style.MUTED)
         axis.showLabel(shown)
 
-    def set_legend(self, entries: list[tuple[object, str]]) -> None:
+    def set_legend(self, entries: list[tuple[object, str]], shorter: list[tuple[object, str]] | None = None) -> None:
+        """The legend; `shorter` stands in while the row is too narrow for `entries` (the view cuts a legend
+        off at its right edge: a long unit name in the bars' entry hid the entries after it)."""
+        forms = [entries, shorter] if shorter else [entries]
+        if self.changed("legends", [[(id(item), name) for item, name in form] for form in forms]):
+            self._legends = [(form, None) for form in forms]
+        self._fit_legend()
+
+    def _fit_legend(self) -> None:
+        room = self.view.width() - 2 * _LEGEND_OFFSET[0]
+        for index, (entries, width) in enumerate(self._legends):
+            last = index == len(self._legends) - 1
+            if width is None and not last:
+                self._show_legend(entries)
+                width = self.legend.boundingRect().width()
+                self._legends[index] = (entries, width)
+            if last or width <= room:
+                self._show_legend(entries)
+                return
+
+    def _show_legend(self, entries: list[tuple[object, str]]) -> None:
         key = [(id(item), name) for item, name in entries]
         if key == getattr(self, "_legend_key", None):
             return  # the same entries: rebuilding the legend's labels is the slowest part of an update
@@ -334,8 +410,8 @@ class _UnitRow(_Row):
             entries.append((self._sample("tier", pen=style.tier_pen()), "tier boundary"))
         if marks:
             entries.append((self.markers, "correction (reversal)"))
-        self.set_legend(entries)
-        self.set_title(self._title(track, model))
+        self.set_legend(entries, [(self.bars.item, f"per {per}"), *entries[1:]])
+        self.set_title(*self._titles_of(track, model))
         self.fit()
 
     def _sample(self, name: str, **kwargs) -> pg.PlotDataItem:
@@ -343,23 +419,34 @@ class _UnitRow(_Row):
             self._samples[name] = _legend_sample(**kwargs)
         return self._samples[name]
 
-    def _title(self, track: UnitTrack, model: ChartModel) -> str:
-        parts = [f"<b>{html.escape(track.name)}</b> <span style='color:{style.MUTED}'>({html.escape(track.code)})</span>"]
+    def _titles_of(self, track: UnitTrack, model: ChartModel) -> list[str]:
+        """The row's title, then shorter forms for a narrow row: the next tier and the allowance go first
+        (the plot labels their lines), then the unit's code, the total, and last the billable amount."""
+        name = f"<b>{html.escape(track.name)}</b>"
+        code = f" <span style='color:{style.MUTED}'>({html.escape(track.code)})</span>"
+        facts: dict[str, str] = {}  # in reading order
         what = "peak" if track.aggregation == "max" else ("entries" if track.aggregation == "count" else "total")
-        parts.append(f"{what} {style.quantity_text(track.quantity)}")
+        facts["total"] = f"{what} {style.quantity_text(track.quantity)}"
         if track.allowance.included > 0:
-            parts.append(f"{style.quantity_text(track.allowance.included)} included")
+            facts["included"] = f"{style.quantity_text(track.allowance.included)} included"
         next_tier = next((b for b in track.allowance.tier_bounds if b > track.quantity), None)
         if next_tier is not None and track.allowance.model == "graduated":
             tier = track.allowance.tier_bounds.index(next_tier) + 2
-            parts.append(f"tier {tier} above {style.quantity_text(next_tier)}")
+            facts["tier"] = f"tier {tier} above {style.quantity_text(next_tier)}"
         summary = model.summary
         if summary is not None:
             unit = next((u for u in summary.units if u.unit == track.code), None)
             # A custom range is not an invoice: its amounts would only be an estimate, so none is shown.
             if unit is not None and track.allowance.model is not None and summary.period is not None:
-                parts.append(f"billable {style.quantity_text(unit.billable)} = {style.money_text(unit.amount, model.currency)}")
-        return " · ".join(parts)
+                facts["billable"] = f"billable {style.quantity_text(unit.billable)} = {style.money_text(unit.amount, model.currency)}"
+        titles = [" · ".join([name + code, *facts.values()])]
+        for left_out in ("tier", "included", "code", "total", "billable"):
+            if left_out == "code":
+                code = ""
+            elif facts.pop(left_out, None) is None:
+                continue
+            titles.append(" · ".join([name + code, *facts.values()]) + _MORE)
+        return titles
 
     def describe(self, instant_us: int, model: ChartModel) -> str | None:
         track = self.track
@@ -442,9 +529,11 @@ class _BalanceRow(_Row):
             state = " — <b>over the credit limit</b>"
         elif current < 0:
             state = " — below zero, within the credit limit"
-        self.set_title(
-            f"<b>Prepaid balance</b> <span style='color:{colour}'>{style.money_text(current, model.currency)} now{state}</span>"
-        )
+        now = f"<b>Prepaid balance</b> <span style='color:{colour}'>{style.money_text(current, model.currency)} now"
+        if state:
+            self.set_title(f"{now}{state}</span>", f"{now}</span>{_MORE}")
+        else:
+            self.set_title(f"{now}</span>")
         self.fit()
 
     def fit(self) -> None:
