@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         data_dir=ledgers.DATA_DIR,
         log=harness.log_to_stderr,
     )
+    harness.compile_meterdesk()
     machine = harness.machine()
     started = time.perf_counter()
     results: list[harness.Result] = []

@@ -148,6 +148,13 @@ def _ids(rows) -> dict:
     return {key: value for value, key in rows}
 
 
+def catalog_ids(connection) -> tuple[list[int], list[int]]:
+    """The ledger's ids of the generated customers and units, in generation order (sqlite3 or psycopg)."""
+    customer_ids = [i for i, in connection.execute("SELECT id FROM customers ORDER BY id")]
+    by_code = _ids(connection.execute("SELECT id, code FROM units"))
+    return customer_ids, [by_code[u.code] for u in UNITS]
+
+
 def entry_rows(events: Events, customer_ids: list[int], unit_ids: list[int], start: int, stop: int, *, late=False):
     """The usage_entries rows of events[start:stop], as the services write them (see module docstring)."""
     prepaid = np.array([spec.prepaid for spec in data.customer_specs()])
@@ -202,9 +209,7 @@ def load_sqlite(path: Path, events: Events, *, chunk: int = 250_000) -> None:
         connection.execute("PRAGMA synchronous=OFF")
         connection.execute("PRAGMA cache_size=-2000000")
         connection.execute("PRAGMA temp_store=MEMORY")
-        customer_ids = [i for i, in connection.execute("SELECT id FROM customers ORDER BY id")]
-        by_code = _ids(connection.execute("SELECT id, code FROM units"))
-        unit_ids = [by_code[u.code] for u in UNITS]
+        customer_ids, unit_ids = catalog_ids(connection)
         indexes = connection.execute(
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'usage_entries' AND sql IS NOT NULL"
         ).fetchall()
@@ -238,9 +243,7 @@ def load_pg(server, database: str, events: Events, *, chunk: int = 250_000) -> N
     with server.connect(database) as connection:
         connection.execute("SET session_replication_role = replica")  # no FK triggers during the load
         connection.execute("SET maintenance_work_mem = '1GB'")
-        customer_ids = [i for i, in connection.execute("SELECT id FROM customers ORDER BY id")]
-        by_code = _ids(connection.execute("SELECT id, code FROM units"))
-        unit_ids = [by_code[u.code] for u in UNITS]
+        customer_ids, unit_ids = catalog_ids(connection)
         constraints = connection.execute(
             "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
             "WHERE conrelid = 'usage_entries'::regclass AND contype = 'u'"

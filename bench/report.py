@@ -110,10 +110,15 @@ METHOD = """## How it is measured
   for meterdesk and for the baselines. PostgreSQL 15 from the local server binaries with `fsync=on` and
   `synchronous_commit=on` (commits wait for the disk), shared_buffers 1 GB, max_wal_size 8 GB, the same server
   for meterdesk and the baselines (`bench/pg.py`).
+- **Processes** run meterdesk as installed, with its bytecode compiled first (`compileall`; an editable install
+  under `PYTHONDONTWRITEBYTECODE` would otherwise compile its sources in every process).
 - **Bulk import** times the whole `meterdesk usage import FILE --json` process (start-up, parsing, validation,
   idempotency check, placement, prepaid charging, rollup, a commit per batch) on a fresh copy of the ledger
   with the catalog; the baseline inserts the same rows, already parsed, with one `executemany` in one
-  transaction.
+  transaction. Reported beside it on SQLite, the floor of meterdesk's own schema: the import's rows, already
+  parsed and priced, inserted by raw sqlite3 with the fast lane's own statement into a fresh copy of the
+  ledger, in the import's batches, each sorted by customer as the import sorts it (the table's 16 columns,
+  its unique key and its two secondary indexes, and nothing of meterdesk's own work).
 - **Single events** call `services.usage.record_usage` in a loop, one transaction per event, for a prepaid
   customer (the entry, its charge and the balance update), from a process that keeps the ledger open; the
   baseline stores the same event with the raw driver in the same tables of an identical ledger (insert the
