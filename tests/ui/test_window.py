@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont, QFontMetrics
 
 from meterdesk.services.catalog import get_plan
 from meterdesk.services.entries import EntryFilter, count_entries
@@ -184,3 +185,28 @@ def test_import_and_close_period_run_on_workers_with_progress(qtbot, window, see
     window.close_period("2999-01")  # a period that has not ended: refused, shown, nothing written
     qtbot.waitUntil(lambda: window.message_bar.level is Level.ERROR, timeout=15_000)
     assert "has not ended" in window.message_bar.text
+
+
+def test_charts_page_in_the_smallest_window_shows_whole_customer_names(qtbot, window, seeded):
+    """The chart toolbar sat beside the customer list, and its minimum width left the list about 85 px in a
+    window of the minimum 1100 px: names cut off mid-word under a horizontal scroll bar. The toolbar now
+    spans the page and the list keeps its items' width."""
+    from meterdesk.services.catalog import add_customer
+
+    add_customer(seeded, "globex", "Globex Logistics", "pro", actor="tests")
+    window.resize(window.minimumSize())
+    window.nav.setCurrentRow(3)
+    page = window.charts
+    assert window.current_page() is page
+    qtbot.waitUntil(lambda: page.customer_proxy.rowCount() == 3, timeout=15_000)
+    qtbot.waitUntil(lambda: window.width() == 1100)
+    page.grab()
+    bold = QFont(page.customer_list.font())
+    bold.setWeight(QFont.Weight.DemiBold)
+    names = [page.customer_proxy.index(row, 0).data() for row in range(page.customer_proxy.rowCount())]
+    assert "Globex Logistics" in names
+    widest = max(QFontMetrics(bold).horizontalAdvance(name) for name in names)
+    assert page.customer_list.viewport().width() >= widest + 16
+    assert not page.customer_list.horizontalScrollBar().isVisible()
+    assert page.chart_scroll.viewport().width() >= 320  # and the chart keeps its own minimum
+    assert page.png_button.geometry().right() <= page.width()

@@ -66,6 +66,8 @@ ALL_UNITS = ""
 class _CustomerDelegate(QStyledItemDelegate):
     """Two lines per customer: the name, and under it in grey the id, plan and settlement mode."""
 
+    WIDTH = 160  # an item's width: the list is never narrower (ChartsPage._build)
+
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         item = QStyleOptionViewItem(option)
         self.initStyleOption(item, index)
@@ -93,7 +95,7 @@ class _CustomerDelegate(QStyledItemDelegate):
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802 - Qt's name
         metrics = QFontMetrics(option.font)
-        return QSize(160, metrics.height() * 2 + 9)
+        return QSize(self.WIDTH, metrics.height() * 2 + 9)
 
 
 class _FilterEdit(QLineEdit):
@@ -197,7 +199,7 @@ class ChartsPage(QWidget):
 
         self.list_panel = QWidget()
         left = QVBoxLayout(self.list_panel)
-        left.setContentsMargins(8, 8, 4, 8)
+        left.setContentsMargins(8, 4, 4, 8)
         left.setSpacing(6)
         title = QLabel("Customers")
         title.setStyleSheet(f"font-weight: 600; color: {style.TEXT};")
@@ -280,15 +282,6 @@ class ChartsPage(QWidget):
         self.chart = CustomerChart()
         self.chart.bucketActivated.connect(self.bucketActivated)
 
-        right_panel = QWidget()
-        right = QVBoxLayout(right_panel)
-        right.setContentsMargins(0, 0, 0, 0)
-        right.setSpacing(0)
-        right.addLayout(toolbar)
-        banner_box = QHBoxLayout()
-        banner_box.setContentsMargins(8, 0, 8, 4)
-        banner_box.addWidget(self.banner)
-        right.addLayout(banner_box)
         # A customer with many units gets rows of their minimum height and a scroll bar, instead of rows
         # squeezed below it, whose plots were cut off at the bottom (zero out of sight) and the axis titles
         # at the top.
@@ -299,17 +292,27 @@ class ChartsPage(QWidget):
         self.chart.setMinimumWidth(320)
         self.chart_scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.chart_scroll.setWidget(self.chart)
-        right.addWidget(self.chart_scroll, 1)
 
+        # The toolbar spans the page above the list and the chart: beside the list, its minimum width took
+        # the list's room in a narrow window (85 px of customer names in a 1100-pixel window).
+        frame = 2 * self.customer_list.frameWidth() + self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        self.customer_list.setMinimumWidth(_CustomerDelegate.WIDTH + frame)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.list_panel)
-        self.splitter.addWidget(right_panel)
+        self.splitter.addWidget(self.chart_scroll)
+        self.splitter.setChildrenCollapsible(False)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([230, 1050])
+        banner_box = QHBoxLayout()
+        banner_box.setContentsMargins(8, 0, 8, 4)
+        banner_box.addWidget(self.banner)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.splitter)
+        layout.setSpacing(0)
+        layout.addLayout(toolbar)
+        layout.addLayout(banner_box)
+        layout.addWidget(self.splitter, 1)
         self.setFocusProxy(self.customer_list)
 
     # -- public ----------------------------------------------------------------------------------------
