@@ -74,14 +74,15 @@ def run(context: Context) -> list[Result]:
 
 
 def import_batches(n: int) -> list[tuple[int, int]]:
-    """(start, stop) of each batch a fast-lane import of n lines writes: small first, doubling to IMPORT_BATCH."""
-    from meterdesk.services.usage import FIRST_BATCH, IMPORT_BATCH
+    """(start, stop) of each batch a fast-lane import of n lines writes (`usage.batch_sizes`)."""
+    from meterdesk.services.usage import batch_sizes
 
-    sizes, size, left = [], FIRST_BATCH, n
-    while left > 0:
+    sizes, left = [], n
+    for size in batch_sizes():
+        if left <= 0:
+            break
         sizes.append(min(size, left))
         left -= sizes[-1]
-        size = min(IMPORT_BATCH, size * 2)
     stops = list(accumulate(sizes))
     return list(zip([0, *stops[:-1]], stops))
 

@@ -293,6 +293,15 @@ def _csv_record(row: list[str], width: int, order: list[int] | None = None) -> l
     return [row[i] if 0 <= i < len(row) else None for i in order]
 
 
+def batch_sizes(batch_size: int = IMPORT_BATCH) -> Iterator[int]:
+    """Lines per batch of a fast-lane CSV import, endlessly: small first batches, so the writer starts while
+    the reader goes on, then doubling up to `batch_size`."""
+    size = min(batch_size, FIRST_BATCH)
+    while True:
+        yield size
+        size = min(batch_size, size * 2)
+
+
 def _read_csv_fast(importer: "_Importer", handle, batch_size: int) -> Iterator:
     """A CSV file's batches: clean ones checked column by column (services/bulk_import.py) and handed on as
     a ColumnBatch, any other the general way (a validated batch). A file whose header reorders the columns
@@ -315,10 +324,8 @@ def _read_csv_fast(importer: "_Importer", handle, batch_size: int) -> Iterator:
     if width not in (len(FAST_COLUMNS), len(IMPORT_FIELDS)):
         width = len(IMPORT_FIELDS)  # the column checks will send every batch the general way
     reader = ColumnReader(importer, width, _MAX_SCALED, lambda now: now + MAX_FUTURE_SKEW_US)
-    size = min(batch_size, FIRST_BATCH)
-    while True:
+    for size in batch_sizes(batch_size):
         lines = pending + list(islice(handle, size - len(pending)))
-        size = min(batch_size, size * 2)  # small first batches: the writer starts while the reader goes on
         pending = []
         if not lines:
             return
