@@ -437,6 +437,31 @@ def test_a_million_raw_points_draw_at_most_a_bar_per_pixel(chart):
     assert np.isclose(chart._row("unit_1").bars.item.opts["height"].max(), model.units[0].heights.max())
 
 
+def test_in_the_shortest_rows_the_legend_stays_clear_of_the_bars_and_the_line(chart, qtbot):
+    """At a row's smallest height (two units in a customer detail's Chart tab), the value ranges kept too
+    little room for the legend and the cumulative line ran through it, across the legend's text. The bars
+    and the line now stay below the legend in a row of any height, and the legend is drawn above them."""
+    from meterdesk.ui.charts.model import synthetic_model
+    from meterdesk.ui.charts.widget import ROW_HEIGHT
+
+    chart.set_model(synthetic_model(31, 2, bucket_s=86400, seed=3))
+    for height in (2 * ROW_HEIGHT, 4 * ROW_HEIGHT):
+        chart.resize(1000, height)
+        qtbot.waitUntil(lambda: chart._row("unit_2").widget.height() <= height // 2)
+        chart.grab()
+        for code, track in (("unit_1", chart.model.units[0]), ("unit_2", chart.model.units[1])):
+            row = chart._row(code)
+            legend = row.legend.sceneBoundingRect()
+            bars_top = row.view.mapViewToScene(QPointF(0, float(track.heights.max()))).y()
+            line_top = row.overlay.mapViewToScene(QPointF(0, float(row.cumulative.yData.max()))).y()
+            assert bars_top >= legend.bottom(), (code, height, bars_top, legend)
+            assert line_top >= legend.bottom(), (code, height, line_top, legend)
+            assert row.legend.parentItem() is row.overlay  # above the overlay's lines, not under them
+        if height == 2 * ROW_HEIGHT:  # a view hardly taller than the legend and the line labels' room above the data
+            shortest = chart._row("unit_2")
+            assert shortest.view.height() < shortest.legend.boundingRect().height() + 70
+
+
 def test_a_new_customer_paints_each_row_once(chart, qapp):
     """Rows are laid out and their views settled before the paint; left to the paint, pyqtgraph moves items
     inside it and a changed title re-lays a row out after it, and Qt paints every row twice."""

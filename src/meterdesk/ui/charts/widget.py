@@ -40,15 +40,21 @@ def _legend_sample(pen) -> pg.PlotDataItem:
     return pg.PlotDataItem([], [], pen=pen)
 
 
-def fit_y(view: pg.ViewBox, low: float, high: float, reserved_px: float) -> None:
-    """Set the y range so that [low, high] fills the view below `reserved_px` pixels kept free at the top."""
+#: The least height the data keeps in a row too short for the room asked above it.
+_MIN_DATA_PX = 24
+
+
+def fit_y(view: pg.ViewBox, low: float, high: float, reserved_px: float, height: float | None = None) -> None:
+    """Set the y range so that [low, high] fills the view below `reserved_px` pixels kept free at the top
+    (in a view too short for that, the data still keeps its lowest _MIN_DATA_PX pixels, or a quarter).
+    `height`: the view's height if it is not yet its own (an overlay follows its view after a resize)."""
     span = (high - low) or 1.0
-    height = float(view.height() or 0)
-    if height > reserved_px + 40:
-        top = low + span * height / (height - reserved_px)
-    else:
-        top = high + span * 0.3
-    view.setYRange(low, top, padding=0)
+    height = float((view.height() if height is None else height) or 0)
+    if height <= 0:
+        view.setYRange(low, high + span * 0.3, padding=0)
+        return
+    room = max(height - reserved_px, min(height, max(_MIN_DATA_PX, height / 4)))
+    view.setYRange(low, low + span * height / room, padding=0)
 
 
 ROW_HEIGHT = 150  # a unit's plot row at its smallest, title and time axis included
@@ -123,6 +129,8 @@ class _Row:
         self.plot.getAxis("right").setWidth(AXIS_WIDTH)
         # An opaque box: grid lines no longer show through the legend's text, and it fills faster.
         self.legend = pg.LegendItem(offset=_LEGEND_OFFSET, brush=pg.mkBrush(style.BACKGROUND), pen=style.pen("#d5dbe1"), labelTextColor=style.TEXT, horSpacing=14)
+        # Qt's default layout margins made a one-line legend 40 px tall: a third of a row at its smallest.
+        self.legend.layout.setContentsMargins(6, 1, 6, 1)
         self.legend.setParentItem(self.view)
         self.highlight = pg.LinearRegionItem(
             values=(0, 0), movable=False, brush=pg.mkBrush(style.with_alpha(style.HIGHLIGHT, 24)), pen=pg.mkPen(None)
@@ -313,6 +321,8 @@ class _UnitRow(_Row):
         self.overlay.follow(self.view)
         self.overlay.disableAutoRange()
         self.plot.getAxis("right").linkToView(self.overlay)
+        # The legend goes on the topmost box too, or the cumulative line is drawn across it in a short row.
+        self.legend.setParentItem(self.overlay)
         self.cumulative = pg.PlotDataItem(pen=style.pen("#444444", 2))
         self.cumulative.setDownsampling(auto=True, method="peak")
         # pyqtgraph keeps ~5 samples per pixel; "peak" already keeps each pixel's low and high, so one bin
@@ -337,7 +347,8 @@ class _UnitRow(_Row):
         bars_low, bars_high, line_low, line_high = self._extents
         room = self.legend_room()
         fit_y(self.view, bars_low, bars_high, room)
-        fit_y(self.overlay, line_low, line_high, room + _LABEL_ROOM)
+        # The overlay takes the view's new geometry after this runs (OverlayViewBox.follow): fit it to the view's.
+        fit_y(self.overlay, line_low, line_high, room + _LABEL_ROOM, self.view.height())
 
     def _tier_line(self, index: int) -> ValueLine:
         while len(self.tier_lines) <= index:
@@ -486,7 +497,7 @@ class _BalanceRow(_Row):
 
     def __init__(self, chart: CustomerChart) -> None:
         super().__init__(chart)
-        self.plot.getAxis("right").setStyle(showValues=False)
+        self.plot.getAxis("right").setStyle(showValues=False, tickLength=0)  # only keeps the time axes aligned
         self.plot.showAxis("right")
         # Above zero the area is green, below it red; the line is drawn on top of both.
         self.fill_above = pg.PlotDataItem(pen=None, fillLevel=0, fillBrush=pg.mkBrush(style.with_alpha(style.BALANCE, 38)))
