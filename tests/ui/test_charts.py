@@ -622,6 +622,32 @@ def test_a_long_unit_title_is_shortened_and_every_row_keeps_the_charts_width(lon
         assert shown.startswith("API calls (api_calls) · total 1,000") and tooltip == ""  # it fits: left whole
 
 
+def test_the_unit_selector_elides_a_long_name_and_shows_it_whole_only_then_as_its_tooltip(long_title_ledger, qtbot, page_for):
+    from PySide6.QtCore import QEvent, QPoint
+    from PySide6.QtGui import QHelpEvent
+    from PySide6.QtWidgets import QApplication, QToolTip
+
+    page = page_for(long_title_ledger)
+    page.show()
+    page.show_customer("zeta")
+    wait_shown(qtbot, page, "zeta")
+    box = page.unit_box
+
+    def hover() -> str:
+        QToolTip.hideText()
+        QApplication.sendEvent(box, QHelpEvent(QEvent.Type.ToolTip, QPoint(5, 5), box.mapToGlobal(QPoint(5, 5))))
+        return QToolTip.text() if QToolTip.isVisible() else ""
+
+    long_index = next(i for i in range(box.count()) if LONG_UNIT_NAME in box.itemText(i))
+    box.setCurrentIndex(long_index)
+    option, whole = box._option()
+    assert option.currentText.endswith("…") and option.currentText != whole
+    assert hover() == box.itemText(long_index)
+    box.setCurrentIndex(0)  # all units: fits, no tooltip
+    assert box._option()[0].currentText == box.itemText(0)
+    assert hover() == ""
+
+
 def test_a_title_too_long_for_even_its_unit_name_is_cut_with_an_ellipsis(long_title_ledger, chart, qtbot):
     """The shortest form of the title (the unit's name) is elided to the row's width, the whole title its tooltip."""
     chart.resize(480, 640)

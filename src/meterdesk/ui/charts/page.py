@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-from PySide6.QtCore import QDate, QModelIndex, QSize, QSortFilterProxyModel, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QDate, QEvent, QModelIndex, QSize, QSortFilterProxyModel, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QKeyEvent, QPainter, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QStyleOptionComboBox,
     QStyleOptionViewItem,
     QStylePainter,
+    QToolTip,
     QVBoxLayout,
     QWidget,
 )
@@ -118,7 +119,7 @@ class _FilterEdit(QLineEdit):
 class _UnitBox(QComboBox):
     """The unit selector, as wide as its longest unit name up to a cap: sized to the name alone, a long one
     widened the toolbar and with it the page past a 1280-pixel window. A name wider than the box is elided;
-    the popup and the tooltip show it whole."""
+    the popup and the tooltip (only then) show it whole."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -127,17 +128,32 @@ class _UnitBox(QComboBox):
         # the customer list beside it.
         self.setMaximumWidth(40 * self.fontMetrics().averageCharWidth())
 
-    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        # QComboBox.paintEvent's two steps, with the text elided: Qt's own would cut it off mid-letter.
-        painter = QStylePainter(self)
+    def _option(self) -> tuple[QStyleOptionComboBox, str]:
+        """The style option with the current text elided to the edit field, and the whole text."""
         option = QStyleOptionComboBox()
         self.initStyleOption(option)
-        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
         field = self.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option, QStyle.SubControl.SC_ComboBoxEditField, self)
         whole = option.currentText
         option.currentText = self.fontMetrics().elidedText(whole, Qt.TextElideMode.ElideRight, field.width() - 2)
-        self.setToolTip("" if option.currentText == whole else whole)
+        return option, whole
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        # QComboBox.paintEvent's two steps, with the text elided: Qt's own would cut it off mid-letter.
+        painter = QStylePainter(self)
+        option, _ = self._option()
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
         painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ToolTip and not self.toolTip():
+            option, whole = self._option()
+            if option.currentText != whole:  # only an elided name has a tooltip: the whole name
+                QToolTip.showText(event.globalPos(), whole, self)
+            else:
+                QToolTip.hideText()
+                event.ignore()
+            return True
+        return super().event(event)
 
 
 class ChartsPage(QWidget):
