@@ -184,6 +184,68 @@ def test_the_fast_lane_records_what_the_general_path_records(seeded, tmp_path, m
     assert (found[1].recorded, found[1].duplicates) == (0, 62)
 
 
+def test_batches_in_customer_order_report_their_lines_in_file_order(seeded, tmp_path, monkeypatch):
+    """The reader process sends each clean batch in customer order (bulk_import.by_customer). Lines the fast
+    lane finds recorded as another event, and a batch it hands to the general path (a request id twice),
+    are reported at their own line numbers in file order, and the ledger, balances included, is the one the
+    general path alone records."""
+    from meterdesk.services import bulk_import
+    from meterdesk.store.engine import open_ledger
+
+    first = tmp_path / "first.csv"
+    second = tmp_path / "second.csv"
+    customers = ["bolt", "acme", "bolt", "acme", "acme", "bolt"]
+    first.write_text("".join(
+        f"{customers[n % 6]},api_calls,{n % 9 + 1},id-{n},{_this_period_at(seeded, n)}\n" for n in range(30)))
+    again = [f"{customers[n % 6]},api_calls,{n % 9 + (2 if n in (4, 11, 23) else 1)},id-{n},{_this_period_at(seeded, n)}"
+             for n in range(30)]  # lines 5, 12 and 24: the same request ids, other amounts
+    again += [f"{customers[n % 6]},api_calls,{n % 5 + 1},new-{n},{_this_period_at(seeded, 40 + n)}" for n in range(20)]
+    again.insert(42, f"bolt,api_calls,3,new-2,{_this_period_at(seeded, 90)}")  # line 43: new-2 (line 33) again, another event
+    again.append(f"acme,api_calls,7,id-1,{_this_period_at(seeded, 1)}")  # line 52: acme's id-1, another amount
+    second.write_text("\n".join(again) + "\n")
+
+    reference = open_ledger(f"sqlite:///{tmp_path / 'reference.sqlite3'}")
+    seed(reference)
+    grant_credits(reference, "bolt", "100", "g")
+    with monkeypatch.context() as general_only:
+        general_only.setattr(bulk_import.ColumnReader, "check", lambda *arguments: None)
+        general_only.setattr(usage, "READER_PROCESS_BYTES", 1 << 40)
+        expected = [import_usage(reference, path, batch_size=32) for path in (first, second)]
+    expected_state = _ledger_state(reference)
+    reference.close()
+    assert [error["line"] for error in expected[1].errors] == [5, 12, 24, 43, 52]
+
+    monkeypatch.setattr(usage, "READER_PROCESS_BYTES", 0)
+    batches = []
+    original = bulk_import.write_columns
+
+    def recording(importer, batch, *arguments, **keywords):
+        outcome = original(importer, batch, *arguments, **keywords)
+        batches.append((batch.lines is not None, outcome is not None))
+        return outcome
+
+    monkeypatch.setattr(usage, "write_columns", recording)
+    found = [import_usage(seeded, path, batch_size=32) for path in (first, second)]
+    assert (True, True) in batches and (True, False) in batches, "customer-ordered batches, through the fast lane and past it"
+    assert [_outcome(result) for result in found] == [_outcome(result) for result in expected]
+    # Entry ids may differ: the fast lane inserts by customer.
+    assert [re.sub(r"entry \d+", "entry N", e["error"]) for e in found[1].errors] == [
+        re.sub(r"entry \d+", "entry N", e["error"]) for e in expected[1].errors]
+    assert _ledger_state(seeded) == expected_state
+
+
+def test_by_customer_keeps_each_customers_lines_in_file_order():
+    from meterdesk.services.bulk_import import ColumnBatch, by_customer
+
+    batch = ColumnBatch(10, 14, 0, [3, 1, 3, 2, 1], [1, 1, 2, 1, 2], [5, 6, 7, 8, 9], [50, 60, 70, 80, 90], ["a", "b", "c", "d", "e"])
+    ordered = by_customer(batch)
+    assert ordered.customer_ids == [1, 1, 2, 3, 3] and ordered.request_ids == ["b", "e", "d", "a", "c"]
+    assert ordered.quantities == [6, 9, 8, 5, 7] and ordered.occurred == [60, 90, 80, 50, 70] and ordered.unit_ids == [1, 2, 1, 1, 2]
+    assert [ordered.line(i) for i in range(5)] == [11, 14, 13, 10, 12]
+    assert [batch.line(i) for i in range(5)] == [10, 11, 12, 13, 14]
+    assert by_customer(ordered) is ordered
+
+
 def test_the_fast_lane_stores_quotes_and_backslashes_as_given(seeded, tmp_path, monkeypatch):
     """Its constants go into the statement (SQLite) or a COPY text (PostgreSQL): both must keep them exact."""
     from meterdesk.services import bulk_import

@@ -44,7 +44,8 @@ _MICROSECOND = datetime.resolution
 
 
 class ColumnBatch(NamedTuple):
-    """A clean batch: line `first_line + i` is entry i. Plain lists, so it crosses a process pipe cheaply."""
+    """A clean batch: entry i is line `first_line + i`, or `lines[i]` in a batch put in customer order
+    (`by_customer`). Plain lists, so it crosses a process pipe cheaply."""
 
     first_line: int
     last_line: int
@@ -54,6 +55,31 @@ class ColumnBatch(NamedTuple):
     quantities: list[int]  # scaled by the unit's decimals
     occurred: list[int]  # microseconds
     request_ids: list[str]  # no notes: a batch with one goes the general way
+    lines: list[int] | None = None
+
+    def line(self, index: int) -> int:
+        """The file line of entry `index`."""
+        return self.first_line + index if self.lines is None else self.lines[index]
+
+
+def by_customer(batch: ColumnBatch) -> ColumnBatch:
+    """The batch with its entries in customer order, each customer's in file order, and their line numbers.
+
+    The reader process sends batches so. Unpickling creates a column's values in the order they come, so
+    in the importing process they then lie in memory in the order the SQLite insert binds them (by
+    customer, `_insert_sqlite`): bound from values scattered in file order, a 1M-line import's inserts
+    took about 1 s longer. Nothing else depends on the order across customers: a customer's prepaid
+    charges are priced in its own lines' order, errors are reported by line number."""
+    n = len(batch.customer_ids)
+    if n < 2 or batch.lines is not None:
+        return batch
+    order = sorted(range(n), key=batch.customer_ids.__getitem__)
+    pick = itemgetter(*order)
+    return batch._replace(
+        customer_ids=list(pick(batch.customer_ids)), unit_ids=list(pick(batch.unit_ids)),
+        quantities=list(pick(batch.quantities)), occurred=list(pick(batch.occurred)),
+        request_ids=list(pick(batch.request_ids)), lines=[batch.first_line + index for index in order],
+    )
 
 
 class ColumnReader:
@@ -239,7 +265,8 @@ def write_columns(importer, batch: ColumnBatch, now: int, *, expect_new: bool) -
                     differing = [index for index, same in found if not same]
                     duplicates = len(found) - len(differing)
                     for index in differing:
-                        rejected.append((batch.first_line + index, _conflict(connection, batch, index, customers, units)))
+                        rejected.append((batch.line(index), _conflict(connection, batch, index, customers, units)))
+                    rejected.sort()  # in file order, whatever the batch's order
                     taken = {index for index, _ in found}
                     fresh = [index for index in range(n) if index not in taken]
             count, chunks, book_rollup = _prepare(writer, batch, fresh, customers, units, period, name, timeline.days(period))

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from functools import lru_cache
 from itertools import chain, islice
+from operator import itemgetter
 from pathlib import Path
 
 from sqlalchemy import select
@@ -25,7 +26,7 @@ from meterdesk.domain.units import MAX_AMOUNT, validate_request_id, validate_usa
 from meterdesk.services.context import default_actor, now_us
 from meterdesk.services.events import record_event
 from meterdesk.services.shapes import exact_money, money
-from meterdesk.services.bulk_import import FAST_COLUMNS, ColumnBatch, ColumnReader, write_columns
+from meterdesk.services.bulk_import import FAST_COLUMNS, ColumnBatch, ColumnReader, by_customer, write_columns
 from meterdesk.services.writer import EntryWriter, NewEntry, StoredEntry, mismatch, over_limit
 from meterdesk.store.codec import decode_money, decode_quantity, encode_quantity
 from meterdesk.store.engine import Ledger
@@ -465,9 +466,11 @@ class _Importer:
             outcome = write_columns(self, batch, now, expect_new=False)
         if outcome is None:
             entries = [
-                (batch.first_line + i, *values, None)
+                (batch.line(i), *values, None)
                 for i, values in enumerate(zip(batch.customer_ids, batch.unit_ids, batch.quantities, batch.occurred, batch.request_ids))
             ]
+            if batch.lines is not None:
+                entries.sort(key=itemgetter(0))  # the general path takes the lines in file order
             self._write(self.rebuild(entries), now)
             return
         self.result.recorded += outcome.recorded
@@ -783,7 +786,7 @@ def _reader_process(url: str, path: str, batch_size: int, sending) -> None:
                     batches = _read_in_turn(importer, _records(Path(path), head, handle), batch_size, handle)
                 for batch in batches:
                     if type(batch) is ColumnBatch:
-                        sending.send(("columns", batch))
+                        sending.send(("columns", by_customer(batch)))
                         continue
                     entries = [
                         (line, e.customer.id, e.unit.id, e.quantity, e.occurred_at, e.request_id, e.note) for line, e in batch.entries
