@@ -503,10 +503,11 @@ class _Charger:
     total, `balance_micros_pricer`) wherever the charge allows; Decimal through the domain otherwise."""
 
     def __init__(self, writer, prepaid, customer_ids, unit_ids, quantities, times, request_ids, customers, units, period) -> None:
-        first: dict[tuple[int, int], int] = {}
-        for index, pair in enumerate(zip(customer_ids, unit_ids)):
-            if pair[0] in prepaid and pair not in first:
-                first[pair] = index
+        # Each pair's first line: built from the last line back, each pair's entry ends at its first line
+        # (all in C; a loop over the lines took a quarter of a second per million).
+        n = len(customer_ids)
+        lowest = dict(zip(zip(reversed(customer_ids), reversed(unit_ids)), range(n - 1, -1, -1)))
+        first = dict(sorted(((pair, index) for pair, index in lowest.items() if pair[0] in prepaid), key=itemgetter(1)))
         writer.preload([
             NewEntry(customers[customer_id], units[unit_id], None, quantities[index], times[index], request_ids[index], None)
             for (customer_id, unit_id), index in first.items()
