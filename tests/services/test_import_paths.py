@@ -246,6 +246,46 @@ def test_by_customer_keeps_each_customers_lines_in_file_order():
     assert by_customer(ordered) is ordered
 
 
+def test_by_customer_orders_a_big_batch_as_a_small_one(monkeypatch):
+    """Batches from NUMPY_ORDER_ROWS lines up are put in order through numpy; a quantity beyond 64 bits
+    (16 digits with 6 decimals) is still taken exactly."""
+    import random
+
+    from meterdesk.services import bulk_import
+    from meterdesk.services.bulk_import import ColumnBatch, by_customer
+
+    rnd = random.Random(7)
+    n = 500
+    batch = ColumnBatch(
+        3, n + 2, 0, [rnd.randrange(1, 40) for _ in range(n)], [rnd.randrange(1, 6) for _ in range(n)],
+        [rnd.randrange(1, 10**6) for _ in range(n - 1)] + [9_999_999_999_999_999_999_999], [1_756_684_802_000_000 + i for i in range(n)],
+        [f"r-{i}" for i in range(n)],
+    )
+    plain = by_customer(batch)
+    monkeypatch.setattr(bulk_import, "NUMPY_ORDER_ROWS", 2)
+    through_numpy = by_customer(batch)
+    assert through_numpy == plain
+    assert all(type(value) is int for column in through_numpy[3:7] for value in column)
+    assert [plain.line(i) for i in range(n)] == sorted(range(3, n + 3), key=lambda line: (batch.customer_ids[line - 3], line))
+
+
+def test_the_column_reader_scales_amounts_as_the_general_parser():
+    """Whole amounts are scaled by the unit's decimals in one pass; those with a fractional part one by one,
+    and a batch with one the general parser must word (more places than the unit allows) is declined."""
+    from meterdesk.services.bulk_import import ColumnReader
+    from meterdesk.services.usage import _MAX_SCALED, _plain_quantity
+
+    reader = ColumnReader(None, 5, _MAX_SCALED, lambda now: now)
+    reader.unit_decimals.update({"calls": 0, "gb": 3, "seats": 0})
+    texts = ["7", "1.5", "2", "0.125", "12", "3.0", "40.25", "9"]
+    units = ["calls", "gb", "gb", "gb", "seats", "calls", "gb", "gb"]
+    expected = [_plain_quantity(text, reader.unit_decimals[unit]) for text, unit in zip(texts, units)]
+    assert reader._amounts(texts, units) == expected == [7, 1500, 2000, 125, 12, 3, 40250, 9000]
+    assert reader._amounts(["1", "2"], ["calls", "seats"]) == [1, 2]
+    assert reader._amounts(["1", "0.0005"], ["calls", "gb"]) is None  # four places for a unit of three
+    assert reader._amounts(["1", "2.5"], ["calls", "calls"]) is None  # a fraction of a whole unit
+
+
 def test_the_fast_lane_stores_quotes_and_backslashes_as_given(seeded, tmp_path, monkeypatch):
     """Its constants go into the statement (SQLite) or a COPY text (PostgreSQL): both must keep them exact."""
     from meterdesk.services import bulk_import

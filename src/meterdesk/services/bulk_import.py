@@ -73,13 +73,34 @@ def by_customer(batch: ColumnBatch) -> ColumnBatch:
     n = len(batch.customer_ids)
     if n < 2 or batch.lines is not None:
         return batch
-    order = sorted(range(n), key=batch.customer_ids.__getitem__)
-    pick = itemgetter(*order)
+    if n < NUMPY_ORDER_ROWS:
+        order = sorted(range(n), key=batch.customer_ids.__getitem__)
+        pick = itemgetter(*order)
+        return batch._replace(
+            customer_ids=list(pick(batch.customer_ids)), unit_ids=list(pick(batch.unit_ids)),
+            quantities=list(pick(batch.quantities)), occurred=list(pick(batch.occurred)),
+            request_ids=list(pick(batch.request_ids)), lines=[batch.first_line + index for index in order],
+        )
+    import numpy as np
+
+    # Integer columns through numpy: gathering a list's ints touches each object at random (half the time).
+    customer_ids = np.array(batch.customer_ids, dtype=np.int64)
+    order = np.argsort(customer_ids, kind="stable")
+    pick = itemgetter(*order.tolist())
+
+    def ordered(column: list[int]) -> list[int]:
+        try:
+            return np.array(column, dtype=np.int64)[order].tolist()
+        except OverflowError:  # a quantity beyond 64 bits (16 digits and 6 decimals): the plain way
+            return list(pick(column))
+
     return batch._replace(
-        customer_ids=list(pick(batch.customer_ids)), unit_ids=list(pick(batch.unit_ids)),
-        quantities=list(pick(batch.quantities)), occurred=list(pick(batch.occurred)),
-        request_ids=list(pick(batch.request_ids)), lines=[batch.first_line + index for index in order],
+        customer_ids=customer_ids[order].tolist(), unit_ids=ordered(batch.unit_ids), quantities=ordered(batch.quantities),
+        occurred=ordered(batch.occurred), request_ids=list(pick(batch.request_ids)), lines=(order + batch.first_line).tolist(),
     )
+
+
+NUMPY_ORDER_ROWS = 50_000  # smaller batches (the first ones) are put in order without importing numpy
 
 
 class ColumnReader:
