@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-
-from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -118,19 +116,10 @@ def copy_sqlite(source: Path, target: Path) -> None:
     shutil.copyfile(source, target)
 
 
-def _new_pages(path: Path) -> bool:
-    """Whether a cached SQLite ledger has the page size meterdesk gives a new ledger (a cache made before
-    that size changed is rebuilt: the benchmarks measure what a team starting today gets)."""
-    from meterdesk.store.engine import SQLITE_PAGE_SIZE
-
-    with closing(sqlite3.connect(path)) as connection:
-        return connection.execute("PRAGMA page_size").fetchone()[0] == SQLITE_PAGE_SIZE
-
-
 def sqlite_base() -> Path:
     """The migrated SQLite ledger with the catalog and no usage (cached)."""
     path = sqlite_path("base")
-    if not (path.exists() and _new_pages(path) and _cached_upgraded("sqlite-base", f"sqlite:///{path}")):
+    if not (path.exists() and _cached_upgraded("sqlite-base", f"sqlite:///{path}")):
         remove_sqlite(path)
         build_catalog(f"sqlite:///{path}")
         mark_cached("sqlite-base")
@@ -352,7 +341,7 @@ def sqlite_ledger(n: int, log=print) -> tuple[Path, Path]:
     """(ledger, raw baseline) SQLite files holding `n` generated events; built once and cached."""
     ledger, raw = sqlite_path(f"ledger-{n}"), sqlite_path(f"raw-{n}")
     name = f"sqlite-{n}"
-    if not (ledger.exists() and raw.exists() and _new_pages(ledger) and _cached_upgraded(name, f"sqlite:///{ledger}")):
+    if not (ledger.exists() and raw.exists() and _cached_upgraded(name, f"sqlite:///{ledger}")):
         mark_cached(name, False)
         log(f"building the SQLite ledger of {n:,} entries (cached under {DATA_DIR} for later runs)")
         events = data.generate_events(n)

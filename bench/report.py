@@ -107,9 +107,7 @@ METHOD = """## How it is measured
   occurred_at, period, request id), its unique key (customer, request id) and, for reads, the best
   covering index `(customer_id, period, unit_id, quantity)`.
 - **Durability**: SQLite in WAL mode with `synchronous=NORMAL` and a 128 MB page cache, as meterdesk opens it,
-  for meterdesk and for the baselines. meterdesk makes a new SQLite ledger with 16 KiB pages (`store/engine.py`);
-  the bare baseline tables have SQLite's default 4 KiB, as raw sqlite3 makes them, and the import scenario also
-  reports the bare table made with 16 KiB pages (it inserts faster too). PostgreSQL 15 from the local server binaries with `fsync=on` and
+  for meterdesk and for the baselines. PostgreSQL 15 from the local server binaries with `fsync=on` and
   `synchronous_commit=on` (commits wait for the disk), shared_buffers 1 GB, max_wal_size 8 GB, the same server
   for meterdesk and the baselines (`bench/pg.py`).
 - **Processes** run meterdesk as installed, with its bytecode compiled first (`compileall`; an editable install

@@ -101,7 +101,6 @@ def schema_batches(base, events, n: int) -> list[list[tuple]]:
 
 def _sqlite(context: Context, path, rows, events, label: str) -> list[Result]:
     from meterdesk.services.bulk_import import sqlite_insert_statement
-    from meterdesk.store.engine import SQLITE_PAGE_SIZE
 
     n = len(rows)
     ledger = context.work_dir / "import.sqlite3"
@@ -109,7 +108,7 @@ def _sqlite(context: Context, path, rows, events, label: str) -> list[Result]:
     floor = context.work_dir / "import-floor.sqlite3"
     base = ledgers.sqlite_base()
     batches = schema_batches(base, events, n)
-    timings: dict[str, list[float]] = {"import": [], "again": [], "raw": [], "replay": [], "raw-big-pages": [], "floor": []}
+    timings: dict[str, list[float]] = {"import": [], "again": [], "raw": [], "replay": [], "floor": []}
 
     def meterdesk_round(_: int) -> float:
         ledgers.copy_sqlite(base, ledger)
@@ -117,19 +116,17 @@ def _sqlite(context: Context, path, rows, events, label: str) -> list[Result]:
         timings["again"].append(import_file(f"sqlite:///{ledger}", path, {"recorded": 0, "duplicates": n}))
         return 0.0
 
-    def bare_round(keys: tuple[str, ...], page_size: int | None) -> None:
+    def baseline_round(_: int) -> float:
         ledgers.remove_sqlite(bare)
         connection = sqlite3.connect(bare, isolation_level=None)
         try:
-            if page_size:
-                connection.execute(f"PRAGMA page_size={page_size}")
             # The durability and cache meterdesk's own connections use (store/engine.py).
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute("PRAGMA cache_size=-131072")
             connection.execute(BARE_TABLE.format(id="INTEGER"))
             statement = BARE_INSERT.format(marks=", ".join("?" * 6))
-            for key in keys:
+            for key in ("raw", "replay"):
                 def insert() -> None:
                     connection.execute("BEGIN IMMEDIATE")
                     connection.executemany(statement, rows)
@@ -138,10 +135,6 @@ def _sqlite(context: Context, path, rows, events, label: str) -> list[Result]:
                 timings[key].append(seconds(insert))
         finally:
             connection.close()
-
-    def baseline_round(_: int) -> float:
-        bare_round(("raw", "replay"), None)  # a bare table as SQLite makes it: 4 KiB pages
-        bare_round(("raw-big-pages",), SQLITE_PAGE_SIZE)  # and with the pages meterdesk gives a new ledger
         ledgers.copy_sqlite(base, floor)
         connection = sqlite3.connect(floor, isolation_level=None)
         try:
@@ -172,9 +165,6 @@ def _sqlite(context: Context, path, rows, events, label: str) -> list[Result]:
         Result(SCENARIO, "raw insert into meterdesk's schema, SQLite", floor_rate, "rows/s", n / median(timings["raw"]), REPORTED,
                "raw sqlite3 executemany ON CONFLICT DO NOTHING, bare table",
                f"the import's {n:,} rows, parsed and priced, by raw sqlite3 into meterdesk's tables and indexes, in its batches"),
-        Result(SCENARIO, f"raw insert into the bare table with {SQLITE_PAGE_SIZE // 1024} KiB pages, SQLite", n / median(timings["raw-big-pages"]),
-               "rows/s", n / median(timings["raw"]), REPORTED, "raw sqlite3 executemany ON CONFLICT DO NOTHING, bare table",
-               "the baseline's bare table made with the page size meterdesk gives a new ledger (SQLite's default is 4 KiB)"),
         Result(SCENARIO, "re-import (all duplicates), SQLite", n / median(timings["again"]), "rows/s", n / median(timings["replay"]), RATIO,
                "raw replay of the same executemany", f"{label}, nothing new recorded"),
     ]

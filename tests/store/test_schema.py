@@ -98,27 +98,6 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_template, tmp_path):
     ledger.close()
 
 
-def test_a_new_sqlite_ledger_has_big_pages_and_an_old_one_keeps_its_own(tmp_path):
-    import sqlite3
-
-    from meterdesk.store.engine import SQLITE_PAGE_SIZE, open_ledger
-
-    fresh = open_ledger(f"sqlite:///{tmp_path / 'new.sqlite3'}")
-    with fresh.read() as connection:
-        assert connection.exec_driver_sql("PRAGMA page_size").scalar() == SQLITE_PAGE_SIZE == 16384
-    fresh.close()
-
-    old = tmp_path / "old.sqlite3"
-    with sqlite3.connect(old) as connection:  # a ledger file made before: SQLite's default page size
-        connection.execute("CREATE TABLE made_before (id INTEGER PRIMARY KEY)")
-    ledger = open_ledger(f"sqlite:///{old}")
-    with ledger.read() as connection:
-        assert connection.exec_driver_sql("PRAGMA page_size").scalar() == 4096
-        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert connection.exec_driver_sql("SELECT count(*) FROM usage_entries").scalar() == 0
-    ledger.close()
-
-
 def test_head_revision_constant_matches_alembic():
     assert migrate.HEAD_REVISION == migrate.head_revision()
 

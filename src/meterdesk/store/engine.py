@@ -52,20 +52,12 @@ def describe_url(url: str) -> str:
     return f"PostgreSQL {parsed.host or 'localhost'}{':' + str(parsed.port) if parsed.port else ''}/{parsed.database}"
 
 
-SQLITE_PAGE_SIZE = 16384
-
-
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # noqa: ANN001 - DBAPI objects
         # Let SQLAlchemy's "begin" event below decide how each transaction starts.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        # A new ledger's pages (a no-op on an existing file, which keeps the size it was made with; so it must
-        # come before WAL mode, which writes the file's first page). Bigger pages than SQLite's 4 KiB default
-        # mean fewer page splits and fewer, larger page writes when a bulk import commits into the entry
-        # indexes: 1M-line import 6.5 s against 7.4 (docs/benchmarks.md).
-        cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
