@@ -58,6 +58,10 @@ def _configure_sqlite(engine: Engine) -> None:
         # Let SQLAlchemy's "begin" event below decide how each transaction starts.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # Pages stay SQLite's default 4 KiB. Measured with the benchmarks (one run each, same machine): 16 KiB
+        # pages made a 1M-line import 10% faster (169,700 rows/s against 153,700) and recording single events
+        # 58% slower (7,539 txn/s against 17,950: each commit writes and checksums whole pages into the WAL);
+        # 8 KiB pages, import +6% and single events -30%.
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
