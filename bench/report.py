@@ -115,7 +115,7 @@ WHY_MISSED = {
   customer's hourly chart at 10M entries took 857 ms against 469); apsw (floor -20%, but a second copy of
   SQLite in the process risks corrupting the file through POSIX locks, and SQLAlchemy has no dialect for it)
   or a newer SQLite build (floor -5%); json_each multi-row inserts (slower). The ratio moves with the machine
-  too: on 2026-12-03, five full or import-only runs of the same code gave 0.32 to 0.46, the bare baseline
+  too: on 2026-12-03, four full or import-only runs of the same code gave 0.32 to 0.46, the bare baseline
   between 232,000 and 436,000 rows/s.
 """,
 }
