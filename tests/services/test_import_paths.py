@@ -399,3 +399,32 @@ def test_a_failure_while_the_copy_runs_writes_nothing_and_leaves_the_ledger_usab
         assert connection.execute(text("SELECT coalesce(sum(entries), 0) FROM usage_daily")).scalar() == 0
     result = import_usage(seeded, path)
     assert (result.recorded, result.rejected) == (30, 0)
+
+
+@pytest.mark.parametrize("general", [False, True], ids=["fast-lane", "general-path"])
+def test_an_import_leaves_the_wal_copied_and_its_connections_checkpointing_again(seeded, tmp_path, monkeypatch, general):
+    """SQLite: the batches' WAL checkpoints run on a thread (store/engine.py BackgroundCheckpoints); when the
+    import ends everything is in the database file, the WAL is empty, and the ledger's connections take up
+    their own automatic checkpoints again."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    from meterdesk.services import bulk_import
+
+    if seeded.dialect != "sqlite":
+        pytest.skip("PostgreSQL has no WAL checkpoints of its own to move")
+    path = tmp_path / "usage.csv"
+    _fast_lane_file(seeded, path)
+    monkeypatch.setattr(usage, "EXPECT_NEW_AFTER", 5)
+    monkeypatch.setattr(usage, "READER_PROCESS_BYTES", 0)
+    if general:
+        monkeypatch.setattr(bulk_import.ColumnReader, "check", lambda *arguments: None)
+    result = import_usage(seeded, path, batch_size=8)
+    assert (result.recorded, result.duplicates) == (61, 1)
+    database = Path(make_url(seeded.url).database)
+    assert database.with_name(database.name + "-wal").stat().st_size == 0
+    with seeded.write() as connection:
+        assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+    with seeded.read() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM usage_entries").scalar() == 61

@@ -266,7 +266,7 @@ def write_columns(importer, batch: ColumnBatch, now: int, *, expect_new: bool) -
         # SQLite without its per-row foreign key checks: every customer and unit the batch refers to is read
         # in this transaction first (a missing one stops the batch), and neither is ever deleted; on a bulk
         # import those checks cost a fifth of each insert.
-        with ledger.write(foreign_keys=False) as connection:
+        with ledger.write(foreign_keys=False, checkpoints=importer.checkpoints) as connection:
             customers = _customers(importer, connection, set(customer_ids))
             units = _units(importer, connection, set(unit_ids))
             writer = EntryWriter(connection, ledger, now, "import", importer.actor)

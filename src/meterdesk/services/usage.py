@@ -385,6 +385,7 @@ class _Importer:
         self.customers_by_id: dict[int, CustomerRow] = {}
         self.units_by_id: dict[int, UnitRow] = {}
         self.expect_new = False
+        self.checkpoints = None  # the import's BackgroundCheckpoints (SQLite), for each batch's write
 
     def _load_customers(self, ids: set[str]) -> None:
         missing = [i for i in ids if i not in self.customers]
@@ -536,7 +537,7 @@ class _Importer:
         entries = [entry for _, entry in prepared]
         if len({(entry.customer.id, entry.request_id) for entry in entries}) < len(entries):
             raise _RequestIdTaken  # the file repeats itself within the batch: the checked path says how
-        with self.ledger.write() as connection:
+        with self.ledger.write(checkpoints=self.checkpoints) as connection:
             writer = EntryWriter(connection, self.ledger, now, "import", self.actor)
             writer.lock_customers(entry.customer.id for entry in entries)
             writer.preload(entries)
@@ -546,7 +547,7 @@ class _Importer:
         self.result.recorded += len(entries)
 
     def _write_checked(self, prepared: list[tuple[int, NewEntry]], now: int) -> None:
-        with self.ledger.write() as connection:
+        with self.ledger.write(checkpoints=self.checkpoints) as connection:
             writer = EntryWriter(connection, self.ledger, now, "import", self.actor)
             writer.lock_customers(entry.customer.id for _, entry in prepared)
             stored = writer.existing((entry.customer.id, entry.request_id) for _, entry in prepared)
@@ -668,7 +669,8 @@ def import_usage(
     result = ImportResult()
     importer = _Importer(ledger, actor, result)
     total_bytes = path.stat().st_size if path.is_file() else None
-    with handle, _no_cycle_collection():
+    with handle, _no_cycle_collection(), ledger.background_checkpoints() as checkpoints:
+        importer.checkpoints = checkpoints
         if total_bytes is not None and total_bytes >= READER_PROCESS_BYTES:
             # A big file is read and validated by a second process while this one writes: parsing and
             # validating is about a third of an import's Python time, and two cores do both at once.
