@@ -104,19 +104,22 @@ WHY_MISSED = {
   table on this machine: each entry goes into four B-trees (the table; the unique (customer, request id) key
   that makes a retry a duplicate; (customer, period, unit, billed_at), which makes one customer's period,
   hourly chart and peaks a range read; occurred_at, which the ledger page's date filter and sort need)
-  against the bare table's two, and a row has 16 columns against 6. The import runs at 0.65-0.8 of that
-  floor; 0.5 of the baseline would need 0.85-1.0, leaving next to nothing for start-up, parsing, validation,
-  pricing and the rollup. Measured and kept: each batch inserted in customer order, each customer's rows
-  together in memory (1M-line import 12.2 s down to 10.9 s, same day); a reader process that parses and
-  validates while this one writes; the rollup and prepaid pricing computed over whole columns. Measured and
-  not kept: 16 KiB pages (import +10%, single events -58%); no WAL checkpoints until the end (slower
-  overall); dropping the occurred_at index or the (customer, period, unit, billed_at) one (floor -13% or
-  -20%; without the first the ledger's date filter and sort read every entry, without the second the biggest
-  customer's hourly chart at 10M entries took 857 ms against 469); apsw (floor -20%, but a second copy of
-  SQLite in the process risks corrupting the file through POSIX locks, and SQLAlchemy has no dialect for it)
-  or a newer SQLite build (floor -5%); json_each multi-row inserts (slower). The ratio moves with the machine
-  too: on 2026-12-03, four full or import-only runs of the same code gave 0.32 to 0.46, the bare baseline
-  between 232,000 and 436,000 rows/s.
+  against the bare table's two, and a row has 16 columns against 6. The import runs at 0.6-0.8 of that floor
+  (its row says how much in this run); 0.5 of the baseline would need 0.85-1.0, leaving next to nothing for
+  start-up, parsing, validation, pricing and the rollup, which on two cores share them with SQLite's own
+  work. Measured and kept: each batch inserted in customer order, each customer's rows together in memory
+  (1M-line import 12.2 s down to 10.9 s, same day); a reader process that parses and validates while this
+  one writes; the rollup and prepaid pricing computed over whole columns; each batch's WAL checkpoint run on
+  a thread of its own while the next batch is written (median 8.91 s against 9.48 s over 10 interleaved
+  rounds). Measured and not kept: 16 KiB pages (import +10%, single events -58%); the first batches read in
+  the importing process while the reader process starts (no gain: the start-up takes the same two cores);
+  dropping the occurred_at index or the (customer, period, unit, billed_at) one (floor -13% or -20%; without
+  the first the ledger's date filter and sort read every entry, without the second the biggest customer's
+  hourly chart at 10M entries took 857 ms against 469); apsw (floor -20%, but a second copy of SQLite in
+  the process risks corrupting the file through POSIX locks, and SQLAlchemy has no dialect for it) or a
+  newer SQLite build (floor -5%); json_each multi-row inserts (slower). The ratio moves with the machine
+  too: on 2026-12-03, five full or import-only runs gave 0.32 to 0.46, the bare baseline between 232,000
+  and 436,000 rows/s.
 """,
 }
 
