@@ -29,7 +29,7 @@ from meterdesk.services.shapes import exact_money, money
 from meterdesk.services.bulk_import import FAST_COLUMNS, ColumnBatch, ColumnReader, by_customer, write_columns
 from meterdesk.services.writer import EntryWriter, NewEntry, StoredEntry, mismatch, over_limit
 from meterdesk.store.codec import decode_money, decode_quantity, encode_quantity
-from meterdesk.store.engine import Ledger
+from meterdesk.store.engine import BackgroundCheckpoints, Ledger
 from meterdesk.store.queries import CustomerRow, UnitRow, customer_from_row, unit_by_code, unit_by_id
 from meterdesk.store.schema import SOURCES, customers
 
@@ -376,7 +376,7 @@ class _ValidatedBatch:
 
 
 class _Importer:
-    def __init__(self, ledger: Ledger, actor: str, result: ImportResult) -> None:
+    def __init__(self, ledger: Ledger, actor: str, result: ImportResult, checkpoints: BackgroundCheckpoints | None = None) -> None:
         self.ledger = ledger
         self.actor = actor
         self.result = result
@@ -385,7 +385,7 @@ class _Importer:
         self.customers_by_id: dict[int, CustomerRow] = {}
         self.units_by_id: dict[int, UnitRow] = {}
         self.expect_new = False
-        self.checkpoints = None  # the import's BackgroundCheckpoints (SQLite), for each batch's write
+        self.checkpoints = checkpoints  # the import's checkpoint thread (SQLite), for each batch's write
 
     def _load_customers(self, ids: set[str]) -> None:
         missing = [i for i in ids if i not in self.customers]
@@ -667,10 +667,9 @@ def import_usage(
     except OSError as error:
         raise InvalidInput("file", f"cannot read {str(path)!r}: {error.strerror or error}") from error
     result = ImportResult()
-    importer = _Importer(ledger, actor, result)
     total_bytes = path.stat().st_size if path.is_file() else None
     with handle, _no_cycle_collection(), ledger.background_checkpoints() as checkpoints:
-        importer.checkpoints = checkpoints
+        importer = _Importer(ledger, actor, result, checkpoints)
         if total_bytes is not None and total_bytes >= READER_PROCESS_BYTES:
             # A big file is read and validated by a second process while this one writes: parsing and
             # validating is about a third of an import's Python time, and two cores do both at once.

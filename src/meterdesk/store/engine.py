@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -389,8 +390,6 @@ class BackgroundCheckpoints:
         self._thread.join()
 
     def _run(self) -> None:
-        import sqlite3
-
         try:
             # No busy timeout: a PASSIVE checkpoint never waits anyway, and the last one, which truncates the
             # WAL, gives up at once when someone is reading.
@@ -420,8 +419,6 @@ class BackgroundCheckpoints:
                 self._condition.notify_all()
 
     def _checkpoint(self, connection, mode: str) -> None:
-        import sqlite3
-
         try:
             connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         except sqlite3.Error as error:  # busy or failed: the next checkpoint of any connection catches up
