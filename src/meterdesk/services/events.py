@@ -2,7 +2,7 @@
 
 A server that records events one by one pays for everything around the write, so the common case — a new
 request id, billed in its own open period — is written here with the few statements it needs and nothing
-else: the customer's event context (`store.queries.event_context`, which also locks the customer on
+else: the customer's event context (`store.queries.event_context`, read after locking the customer on
 PostgreSQL), the entry, its day in the rollup and the prepaid balance, then the commit. Everything else (a
 retried or conflicting request id, usage in a closed period, an unknown unit or customer, bad input) returns
 None here and takes the general path in `services.usage`, which is the authority for those rules; nothing
@@ -13,9 +13,10 @@ What the event context says is remembered between events only where a cheap chec
   process, commits) and the ledger's own write counter (other transactions of this process on the same
   connection) both say that nothing but this path wrote since. The remembered totals and balances are moved
   by this path's own commits.
-- PostgreSQL: other desks write all the time, so the context is read again in every event, in the one
-  statement that locks the customer (the catalog rows it names come from per-ledger caches of immutable
-  rows: units and plan versions). That statement goes out with the BEGIN, and the writes — one statement of
+- PostgreSQL: other desks write all the time, so the context is read again in every event, in the
+  statement after the one that locks the customer (under READ COMMITTED a statement that waited for the
+  lock keeps its snapshot from before the wait; the catalog rows it names come from per-ledger caches of
+  immutable rows: units and plan versions). Both go out with the BEGIN, and the writes — one statement of
   data-modifying CTEs — go out with the COMMIT: two round trips per event.
 """
 
@@ -33,7 +34,7 @@ from meterdesk.domain.units import Aggregation, validate_usage_amount
 from meterdesk.services.writer import ENTRY_COLUMNS, INSERT_ONE, PEAK_UPDATE, ROLLUP_NAMES, ROLLUP_UPSERT, timeline_of
 from meterdesk.store.codec import decode_quantity, encode_money, encode_quantity
 from meterdesk.store.engine import Ledger
-from meterdesk.store.queries import CustomerRow, PlanVersionRow, UnitRow, _event_sql, _percent_style, fetch
+from meterdesk.store.queries import LOCK_CUSTOMER, CustomerRow, PlanVersionRow, UnitRow, _event_sql, _percent_style, fetch
 
 SESSION_KEY = "meterdesk_event_session"
 PERIOD_KEY = "event_period"
@@ -113,10 +114,10 @@ def _period_at(ledger: Ledger, instant: int) -> tuple:
     return (start, end, period, timeline.name(period), *timeline.days(period))
 
 
-def _context_sql(ledger: Ledger, external_id: str, unit: UnitRow, period, lock: bool) -> tuple[str, tuple]:
+def _context_sql(ledger: Ledger, external_id: str, unit: UnitRow, period) -> tuple[str, tuple]:
     """The event context query (store.queries.event_context) and its parameters."""
     start, _ = timeline_of(ledger).bounds(period)
-    return _event_sql(unit.unit.aggregation, lock), (
+    return _event_sql(unit.unit.aggregation), (
         start, str(period), unit.id, period.last_day.isoformat(), period.first_day.isoformat(), external_id
     )
 
@@ -231,7 +232,7 @@ def _record_sqlite(ledger, connection, driver, external_id, unit, quantity, inst
     key = (external_id, unit.id, name)
     context = session.contexts.get(key)
     if context is None:
-        rows = execute(*_context_sql(ledger, external_id, unit, period, False)).fetchall()
+        rows = execute(*_context_sql(ledger, external_id, unit, period)).fetchall()
         if not rows:
             return None  # unknown customer: the general path says so
         context, balance = _context_from_row(ledger, connection, rows[0], unit)
@@ -276,9 +277,12 @@ SQLITE_CHARGE = "UPDATE customer_balances SET charged = charged + ?, balance = b
 
 def _record_postgresql(ledger, connection, driver, external_id, unit, quantity, instant, now, period, name, day,
                        request_id, note, source, actor) -> tuple | None:
-    sql, params = _context_sql(ledger, external_id, unit, period, True)
+    sql, params = _context_sql(ledger, external_id, unit, period)
+    # The lock first, the context in the next statement: a statement that waited for the lock would
+    # still see the snapshot from before the wait (READ COMMITTED). Sent together: one round trip.
     with driver.pipeline():
         driver.execute("BEGIN")
+        driver.execute(_percent_style(LOCK_CUSTOMER), (external_id,))
         cursor = driver.execute(_percent_style(sql), params)
     rows = cursor.fetchall()
     if not rows:
