@@ -28,7 +28,7 @@ from operator import floordiv, itemgetter
 from typing import NamedTuple
 
 from meterdesk.domain.units import MAX_REQUEST_ID_LENGTH, Aggregation
-from meterdesk.services.writer import EntryWriter, NewEntry, StoredEntry, timeline_of
+from meterdesk.store.writer import EntryWriter, NewEntry, StoredEntry
 from meterdesk.store.codec import decode_quantity
 from meterdesk.store.engine import Ledger
 
@@ -250,7 +250,7 @@ def write_columns(importer, batch: ColumnBatch, now: int, *, expect_new: bool) -
     and a batch that finds one taken is rolled back and returned as None for the general path.
     """
     ledger: Ledger = importer.ledger
-    timeline = timeline_of(ledger)
+    timeline = ledger.timeline
     occurred = batch.occurred
     period = timeline.period_of(min(occurred))
     _, end = timeline.bounds(period)
@@ -609,7 +609,7 @@ def _upsert_rollup(connection, rollup: dict) -> None:
     statement (passing them as arrays had psycopg quote every element in Python)."""
     if not rollup:
         return
-    from meterdesk.services.writer import PEAK_UPDATE, ROLLUP_NAMES, ROLLUP_UPSERT
+    from meterdesk.store.writer import PEAK_UPDATE, ROLLUP_NAMES, ROLLUP_UPSERT
 
     raw = connection.connection.dbapi_connection
     with raw.cursor() as cursor:

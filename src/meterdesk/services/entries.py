@@ -10,7 +10,7 @@ from sqlalchemy import Select, func, or_, select
 from meterdesk.domain.errors import InvalidInput
 from meterdesk.domain.periods import Period
 from meterdesk.services.shapes import exact_money, plain, timestamp
-from meterdesk.services.timeline import parse_instant
+from meterdesk.domain.timeline import parse_instant
 from meterdesk.store.codec import decode_money, decode_quantity
 from meterdesk.store.engine import Ledger
 from meterdesk.store.schema import customers, units, usage_entries

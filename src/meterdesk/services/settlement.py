@@ -38,7 +38,7 @@ from meterdesk.services.audit import record_audit
 from meterdesk.services.billing import Invoice, invoice_by_id
 from meterdesk.services.context import default_actor, now_us
 from meterdesk.services.shapes import money
-from meterdesk.services.writer import dialect_insert, timeline_of
+from meterdesk.store.writer import dialect_insert
 from meterdesk.store.codec import decode_money
 from meterdesk.store.engine import Ledger
 from meterdesk.store.queries import CustomerRow, customer_by_external_id, customer_by_id
@@ -499,7 +499,7 @@ class _Run:
         return _Work(invoice, customer, reached, record.stripe_invoice_id, recorded_items, items, total_minor)
 
     def _item_spec(self, invoice: Invoice, line) -> StripeItemSpec:
-        start_us, end_us = timeline_of(self.ledger).bounds(Period.parse(invoice.period))
+        start_us, end_us = self.ledger.timeline.bounds(Period.parse(invoice.period))
         return StripeItemSpec(
             line_id=line.id,
             invoice_id=invoice.id,

@@ -24,10 +24,10 @@ from meterdesk.domain.errors import Conflict, InvalidInput, MeterdeskError, NotF
 from meterdesk.domain.periods import MAX_FUTURE_SKEW, check_not_future, from_micros, parse_timestamp, to_micros
 from meterdesk.domain.units import MAX_AMOUNT, validate_request_id, validate_usage_amount
 from meterdesk.services.context import default_actor, now_us
-from meterdesk.services.events import record_event
+from meterdesk.store.events import record_event
 from meterdesk.services.shapes import exact_money, money
 from meterdesk.services.bulk_import import FAST_COLUMNS, ColumnBatch, ColumnReader, by_customer, write_columns
-from meterdesk.services.writer import EntryWriter, NewEntry, StoredEntry, mismatch, over_limit
+from meterdesk.store.writer import EntryWriter, NewEntry, StoredEntry, mismatch, over_limit
 from meterdesk.store.codec import decode_money, decode_quantity, encode_quantity
 from meterdesk.store.engine import BackgroundCheckpoints, Ledger
 from meterdesk.store.queries import CustomerRow, UnitRow, customer_from_row, unit_by_code, unit_by_id

@@ -160,10 +160,9 @@ class LedgerView(QWidget):
 
     def _current_period(self) -> str:
         from meterdesk.services.context import now_us
-        from meterdesk.services.writer import timeline_of
 
         ledger = self.desk.ledger
-        return str(timeline_of(ledger).period_of(now_us())) if ledger else QDate.currentDate().toString("yyyy-MM")
+        return str(ledger.timeline.period_of(now_us())) if ledger else QDate.currentDate().toString("yyyy-MM")
 
     def _recent_periods(self) -> set[str]:
         date = QDate.currentDate()

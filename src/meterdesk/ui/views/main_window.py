@@ -419,9 +419,8 @@ class MainWindow(QMainWindow):
             return
         if period is None:
             from meterdesk.services.context import now_us
-            from meterdesk.services.writer import timeline_of
 
-            previous = str(timeline_of(self.desk.ledger).period_of(now_us()).previous())
+            previous = str(self.desk.ledger.timeline.period_of(now_us()).previous())
             period, ok = QInputDialog.getText(self, "Close period", "Freeze the invoices of period (YYYY-MM):", text=previous)
             if not ok or not period.strip():
                 return

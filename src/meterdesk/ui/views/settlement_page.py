@@ -42,7 +42,6 @@ from meterdesk.services.settlement import (
     settlement_periods,
     stripe_setup_problem,
 )
-from meterdesk.services.writer import timeline_of
 from meterdesk.store.engine import Ledger
 from meterdesk.ui.desk import Desk
 from meterdesk.ui.dialogs.progress import run_with_progress
@@ -179,7 +178,7 @@ class SettlementReadout:
 
 def read_settlement(ledger: Ledger, period: str | None) -> SettlementReadout:
     """The page's data, read on a worker: the period's invoices, the periods to offer, the Stripe key check."""
-    last_ended = str(timeline_of(ledger).period_of(now_us()).previous())
+    last_ended = str(ledger.timeline.period_of(now_us()).previous())
     period = str(Period.parse(period)) if period else last_ended
     periods = sorted(set(settlement_periods(ledger)) | {last_ended}, reverse=True)
     return SettlementReadout(period, settlement_overview(ledger, period), periods, stripe_setup_problem())

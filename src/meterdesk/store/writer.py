@@ -41,7 +41,6 @@ from meterdesk.store.queries import (
     subscriptions_of_many,
 )
 from meterdesk.store.schema import customer_balances, customers, invoices, usage_daily, usage_entries
-from meterdesk.services.timeline import Timeline
 
 LOOKUP_CHUNK = 2000
 MAX_REMEMBERED_PRICES = 100_000
@@ -68,13 +67,6 @@ class EntryValues(NamedTuple):
 
 
 ENTRY_COLUMNS = EntryValues._fields
-
-
-def timeline_of(ledger: Ledger) -> Timeline:
-    timeline = ledger.cache.get("timeline")
-    if timeline is None:
-        timeline = ledger.cache["timeline"] = Timeline(ledger.timezone)
-    return timeline
 
 
 def dialect_insert(connection: Connection, table):
@@ -135,7 +127,7 @@ class EntryWriter:
     def __init__(self, connection: Connection, ledger: Ledger, now_us: int, source: str, actor: str) -> None:
         self.connection = connection
         self.ledger = ledger
-        self.timeline = timeline_of(ledger)
+        self.timeline = ledger.timeline
         self.now_us = now_us
         self.source = source
         self.actor = actor

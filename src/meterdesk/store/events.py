@@ -29,7 +29,7 @@ from meterdesk.domain.errors import InvalidInput
 from meterdesk.domain.plans import plan_from_dict
 from meterdesk.domain.pricing import RunningCharge
 from meterdesk.domain.units import Aggregation, validate_usage_amount
-from meterdesk.services.writer import ENTRY_COLUMNS, INSERT_ONE, PEAK_UPDATE, ROLLUP_NAMES, ROLLUP_UPSERT, timeline_of
+from meterdesk.store.writer import ENTRY_COLUMNS, INSERT_ONE, PEAK_UPDATE, ROLLUP_NAMES, ROLLUP_UPSERT
 from meterdesk.store.codec import encode_quantity
 from meterdesk.store.engine import Ledger
 from meterdesk.store.queries import LOCK_CUSTOMER, CustomerRow, PlanVersionRow, UnitRow, _event_sql, _percent_style, fetch
@@ -105,7 +105,7 @@ def record_event(
 
 
 def _period_at(ledger: Ledger, instant: int) -> tuple:
-    timeline = timeline_of(ledger)
+    timeline = ledger.timeline
     period = timeline.period_of(instant)
     start, end = timeline.bounds(period)
     return (start, end, period, timeline.name(period), *timeline.days(period))
@@ -113,7 +113,7 @@ def _period_at(ledger: Ledger, instant: int) -> tuple:
 
 def _context_sql(ledger: Ledger, external_id: str, unit: UnitRow, period) -> tuple[str, tuple]:
     """The event context query (store.queries.event_context) and its parameters."""
-    start, _ = timeline_of(ledger).bounds(period)
+    start, _ = ledger.timeline.bounds(period)
     return _event_sql(unit.unit.aggregation), (
         start, str(period), unit.id, period.last_day.isoformat(), period.first_day.isoformat(), external_id
     )
