@@ -10,7 +10,7 @@ from meterdesk.services.demo import seed_demo
 from meterdesk.services.entries import EntryFilter, count_entries, list_entries
 from meterdesk.services.overview import customers_overview
 from meterdesk.services.writer import timeline_of
-from meterdesk.ui.app import open_demo_ledger
+from meterdesk.ui.opening import open_demo_ledger
 from meterdesk.ui.desk import Desk
 
 
