@@ -198,11 +198,11 @@ class ColumnReader:
 
     def _amount(self, text: str, decimals: int) -> int | None:
         """An amount with a fractional part, scaled by `decimals`: the general path's reading
-        (usage._plain_quantity), remembered; None when that reading declines it."""
+        (plain_values._plain_quantity), remembered; None when that reading declines it."""
         key = (text, decimals)
         found = self.amounts.get(key)
         if found is None:
-            from meterdesk.services.usage import _plain_quantity
+            from meterdesk.services.plain_values import _plain_quantity
 
             found = _plain_quantity(text, decimals)
             if found is not None and len(self.amounts) < 1 << 16:
@@ -414,7 +414,7 @@ def _existing_lines(connection, batch: ColumnBatch) -> list[tuple[int, bool]]:
 def _conflict(connection, batch: ColumnBatch, index: int, customers, units) -> str:
     """The general path's words for a request id recorded before with a different event."""
     from meterdesk.domain.errors import Conflict
-    from meterdesk.services.usage import _duplicate_or_conflict
+    from meterdesk.services.writer import _duplicate_or_conflict
 
     customer_id, request_id = batch.customer_ids[index], batch.request_ids[index]
     row = connection.exec_driver_sql(

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from meterdesk.domain.errors import Conflict
 from meterdesk.domain.periods import Period
 from meterdesk.domain.money import round_balance
 from meterdesk.domain.pricing import charge_price
@@ -128,6 +129,15 @@ def mismatch(stored: StoredEntry, entry: NewEntry) -> str | None:
     if entry.occurred_at is not None and stored.occurred_at != entry.occurred_at:
         return "a different occurred_at"
     return None
+
+
+def _duplicate_or_conflict(stored: StoredEntry, entry: NewEntry) -> None:
+    reason = mismatch(stored, entry)
+    if reason:
+        raise Conflict(
+            f"request_id: {entry.request_id!r} was already recorded for customer {entry.customer.external_id!r} "
+            f"as entry {stored.id} with {reason}; use a new request id for a new event"
+        )
 
 
 class EntryWriter:
