@@ -37,7 +37,7 @@ def _table(rows: list[Sequence], headers: Sequence[str]) -> str:
 
 
 def _open(args):
-    from meterdesk.store.engine import open_ledger
+    from meterdesk.services.ledgers import open_ledger
 
     return open_ledger(args.db)
 
@@ -51,25 +51,11 @@ def cmd_gui(args) -> int:
 
 
 def cmd_db_upgrade(args) -> int:
-    from meterdesk.store import migrate
-    from meterdesk.store.engine import describe_url, make_engine, resolve_url
+    from meterdesk.services.ledgers import upgrade_database
 
-    url = resolve_url(args.db)
-    engine = make_engine(url)
-    try:
-        before, after = migrate.upgrade(engine)
-    except Exception as error:  # noqa: BLE001 - reported as a database failure below
-        from sqlalchemy.exc import DBAPIError
-
-        if isinstance(error, DBAPIError):
-            from meterdesk.domain.errors import Unavailable
-
-            raise Unavailable(f"cannot migrate {describe_url(url)}: {str(error.orig).splitlines()[0]}") from error
-        raise
-    finally:
-        engine.dispose()
-    _emit(args, {"database": describe_url(url), "from": before, "to": after},
-          f"{describe_url(url)}: schema {'created' if before is None else 'migrated from ' + before if before != after else 'already'} at revision {after}")
+    name, before, after = upgrade_database(args.db)
+    _emit(args, {"database": name, "from": before, "to": after},
+          f"{name}: schema {'created' if before is None else 'migrated from ' + before if before != after else 'already'} at revision {after}")
     return 0
 
 

@@ -9,7 +9,7 @@ from meterdesk.services.context import now_us
 from meterdesk.services.demo import seed_demo
 from meterdesk.services.entries import EntryFilter, count_entries, list_entries
 from meterdesk.services.overview import customers_overview
-from meterdesk.ui.app import open_demo_ledger
+from meterdesk.ui.opening import open_demo_ledger
 from meterdesk.ui.desk import Desk
 
 

@@ -197,11 +197,11 @@ class ColumnReader:
 
     def _amount(self, text: str, decimals: int) -> int | None:
         """An amount with a fractional part, scaled by `decimals`: the general path's reading
-        (usage._plain_quantity), remembered; None when that reading declines it."""
+        (plain_values._plain_quantity), remembered; None when that reading declines it."""
         key = (text, decimals)
         found = self.amounts.get(key)
         if found is None:
-            from meterdesk.services.usage import _plain_quantity
+            from meterdesk.services.plain_values import _plain_quantity
 
             found = _plain_quantity(text, decimals)
             if found is not None and len(self.amounts) < 1 << 16:
@@ -413,7 +413,7 @@ def _existing_lines(connection, batch: ColumnBatch) -> list[tuple[int, bool]]:
 def _conflict(connection, batch: ColumnBatch, index: int, customers, units) -> str:
     """The general path's words for a request id recorded before with a different event."""
     from meterdesk.domain.errors import Conflict
-    from meterdesk.services.usage import _duplicate_or_conflict
+    from meterdesk.store.writer import duplicate_or_conflict
 
     customer_id, request_id = batch.customer_ids[index], batch.request_ids[index]
     row = connection.exec_driver_sql(
@@ -425,7 +425,7 @@ def _conflict(connection, batch: ColumnBatch, index: int, customers, units) -> s
     entry = NewEntry(customers[customer_id], unit, decode_quantity(batch.quantities[index], unit.unit.decimals),
                      batch.quantities[index], batch.occurred[index], request_id, None)
     try:
-        _duplicate_or_conflict(StoredEntry(*row[:8], bool(row[8])), entry)
+        duplicate_or_conflict(StoredEntry(*row[:8], bool(row[8])), entry)
     except Conflict as error:
         return str(error)
     raise AssertionError("the database called this line a different event; the comparison says it is the same")

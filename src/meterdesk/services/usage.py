@@ -22,12 +22,13 @@ from sqlalchemy import select
 
 from meterdesk.domain.errors import Conflict, InvalidInput, MeterdeskError, NotFound, Unavailable
 from meterdesk.domain.periods import MAX_FUTURE_SKEW, check_not_future, from_micros, parse_timestamp, to_micros
-from meterdesk.domain.units import MAX_AMOUNT, validate_request_id, validate_usage_amount
+from meterdesk.domain.units import validate_request_id, validate_usage_amount
 from meterdesk.services.context import default_actor, now_us
 from meterdesk.store.events import record_event
+from meterdesk.services.plain_values import _MAX_SCALED, _plain_quantity
 from meterdesk.services.shapes import exact_money, money
 from meterdesk.services.bulk_import import FAST_COLUMNS, ColumnBatch, ColumnReader, by_customer, write_columns
-from meterdesk.store.writer import EntryWriter, NewEntry, StoredEntry, mismatch, over_limit
+from meterdesk.store.writer import EntryWriter, NewEntry, duplicate_or_conflict, over_limit
 from meterdesk.store.codec import decode_money, decode_quantity, encode_quantity
 from meterdesk.store.engine import BackgroundCheckpoints, Ledger
 from meterdesk.store.queries import CustomerRow, UnitRow, customer_from_row, unit_by_code, unit_by_id
@@ -92,15 +93,6 @@ def parse_occurred_at(value, now: int, field: str = "occurred_at") -> int | None
     return micros
 
 
-def _duplicate_or_conflict(stored: StoredEntry, entry: NewEntry) -> None:
-    reason = mismatch(stored, entry)
-    if reason:
-        raise Conflict(
-            f"request_id: {entry.request_id!r} was already recorded for customer {entry.customer.external_id!r} "
-            f"as entry {stored.id} with {reason}; use a new request id for a new event"
-        )
-
-
 def record_usage(
     ledger: Ledger,
     customer: str,
@@ -163,7 +155,7 @@ def record_usage(
             balance = writer.flush().get(customer_row.id, context.balance)
             return _result(customer_row, entry_id, False, row.charged, balance, row.period, row.late, writer)
         stored = writer.existing([(customer_row.id, request_id)])[(customer_row.id, request_id)]
-        _duplicate_or_conflict(stored, entry)
+        duplicate_or_conflict(stored, entry)
         return _result(customer_row, stored.id, True, stored.charged, context.balance, stored.period, stored.late, writer)
 
 
@@ -559,7 +551,7 @@ class _Importer:
                 key = (entry.customer.id, entry.request_id)
                 try:
                     if key in stored:
-                        _duplicate_or_conflict(stored[key], entry)
+                        duplicate_or_conflict(stored[key], entry)
                         duplicates += 1
                     elif key in seen:
                         if _same_event(seen[key], entry):
@@ -591,21 +583,8 @@ def _unknown(known: dict, values) -> set[str]:
 # The shapes almost every line of a usage file has, read without the general parsers (which stay the
 # authority for everything else and for every error message): a plain amount such as "1500" or "2.25",
 # and a UTC timestamp to the second such as "2026-11-03T10:00:00Z".
-_PLAIN_AMOUNT = re.compile(r"(\d{1,16})(?:\.(\d{1,6}))?")
 _UTC_SECOND = re.compile(r"(\d{4}-\d{2}-\d{2})T([01]\d|2[0-3]):([0-5]\d):([0-5]\d)Z")
-_MAX_SCALED = [int(MAX_AMOUNT) * 10**places for places in range(7)]
 _day_micros: dict[str, int] = {}
-
-
-def _plain_quantity(value, decimals: int) -> int | None:
-    """A plain positive amount as an integer scaled by `decimals`; None when the general parser must decide."""
-    if type(value) is not str or not (match := _PLAIN_AMOUNT.fullmatch(value)):
-        return None
-    whole, fraction = match[1], match[2] or ""
-    if fraction[decimals:].strip("0"):
-        return None  # more places than the unit allows: the general parser words the error
-    quantity = int(whole) * 10**decimals + (int(fraction[:decimals].ljust(decimals, "0")) if decimals else 0)
-    return quantity if 0 < quantity <= _MAX_SCALED[decimals] else None
 
 
 _amounts: dict[tuple[str, int], tuple[int, Decimal]] = {}

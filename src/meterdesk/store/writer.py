@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from meterdesk.domain.errors import Conflict
 from meterdesk.domain.periods import Period
 from meterdesk.domain.pricing import RunningCharge
 from meterdesk.domain.units import Aggregation
@@ -119,6 +120,16 @@ def mismatch(stored: StoredEntry, entry: NewEntry) -> str | None:
     if entry.occurred_at is not None and stored.occurred_at != entry.occurred_at:
         return "a different occurred_at"
     return None
+
+
+def duplicate_or_conflict(stored: StoredEntry, entry: NewEntry) -> None:
+    """Nothing when `entry` retries the stored one; an idempotency Conflict naming the difference otherwise."""
+    reason = mismatch(stored, entry)
+    if reason:
+        raise Conflict(
+            f"request_id: {entry.request_id!r} was already recorded for customer {entry.customer.external_id!r} "
+            f"as entry {stored.id} with {reason}; use a new request id for a new event"
+        )
 
 
 class EntryWriter:

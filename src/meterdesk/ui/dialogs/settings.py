@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
 
 from meterdesk.domain.errors import MeterdeskError
 from meterdesk.domain.periods import load_timezone
+from meterdesk.services.ledgers import describe_url, resolve_url
 from meterdesk.services.overview import LedgerProbe, probe_ledger
-from meterdesk.store.engine import describe_url, resolve_url
 from meterdesk.ui.desk import Desk
 from meterdesk.ui.messages import explain
 from meterdesk.ui.widgets import error_label

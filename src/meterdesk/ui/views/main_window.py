@@ -23,8 +23,8 @@ from PySide6.QtWidgets import (
 
 from meterdesk.services.billing import close_period
 from meterdesk.services.entries import EntryRow
+from meterdesk.services.ledgers import Ledger
 from meterdesk.services.usage import import_usage
-from meterdesk.store.engine import Ledger
 from meterdesk.ui.desk import Desk
 from meterdesk.ui.dialogs.correct_entry import CorrectEntryDialog
 from meterdesk.ui.dialogs.forms import AssignPlanDialog, CustomerDialog, GrantCreditsDialog, UnitDialog
@@ -374,12 +374,12 @@ class MainWindow(QMainWindow):
         return dialog
 
     def _settings_saved(self) -> None:
-        from meterdesk.ui.app import open_configured_ledger
+        from meterdesk.ui.opening import open_configured_ledger
 
         self.actor_label.setText(f"Signed in as {self.desk.actor()}")
         url = self.desk.settings.effective_url()
         current = self.desk.ledger
-        from meterdesk.store.engine import resolve_url
+        from meterdesk.services.ledgers import resolve_url
 
         if current is None or resolve_url(url) != current.url:
             open_configured_ledger(self, self.desk, url)

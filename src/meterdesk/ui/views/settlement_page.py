@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from meterdesk.domain.periods import Period
 from meterdesk.services.billing import CloseProgress, CloseResult, Invoice, close_period, preview_invoice
 from meterdesk.services.context import now_us
+from meterdesk.services.ledgers import Ledger
 from meterdesk.services.settlement import (
     RefreshResult,
     SettleProgress,
@@ -42,7 +43,6 @@ from meterdesk.services.settlement import (
     settlement_periods,
     stripe_setup_problem,
 )
-from meterdesk.store.engine import Ledger
 from meterdesk.ui.desk import Desk
 from meterdesk.ui.dialogs.progress import run_with_progress
 from meterdesk.ui.formatting import local_time_text, money_text
