@@ -7,8 +7,9 @@ from sqlalchemy.exc import DBAPIError
 from meterdesk.domain.errors import Unavailable
 from meterdesk.store import migrate
 from meterdesk.store.engine import Ledger, describe_url, make_engine, open_ledger, resolve_url
+from meterdesk.store.health import ping
 
-__all__ = ["Ledger", "describe_url", "open_ledger", "resolve_url", "upgrade_database"]
+__all__ = ["Ledger", "describe_url", "open_ledger", "ping", "resolve_url", "upgrade_database"]
 
 
 def upgrade_database(db: str | None) -> tuple[str, str | None, str]:
