@@ -52,3 +52,41 @@ def test_the_close_period_action_opens_the_close_period_flow(qtbot, window, seed
     assert asked == [last_month()]  # the last ended period is offered
     qtbot.waitUntil(lambda: f"Period {last_month()}" in window.message_bar.text, timeout=WAIT_MS)
     assert preview_invoice(seeded, "acme", last_month()).closed
+
+
+def test_saving_settings_in_the_demo_keeps_the_demo_ledger_open(qtbot, tmp_path, app_settings):
+    """Only the staff name changed: the desk stays on the demo ledger instead of opening the configured one."""
+    from meterdesk.services.demo import seed_demo
+    from meterdesk.store.engine import open_ledger
+    from meterdesk.ui.app import open_demo_ledger
+    from meterdesk.ui.desk import Desk
+    from meterdesk.ui.views.main_window import MainWindow
+
+    own = tmp_path / "own.sqlite3"
+    app_settings.database_url = str(own)  # the clerk's own ledger, configured in Settings
+    demo_url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
+    demo = open_ledger(demo_url)
+    seed_demo(demo, density=0.05)
+    demo.close()
+    desk = Desk(app_settings)
+    window = MainWindow(desk)
+    qtbot.addWidget(window)
+    window.show()
+    open_demo_ledger(window, desk, demo_url)
+    qtbot.waitUntil(lambda: window.customers.model.rowCount() == 8, timeout=60_000)
+    demo_ledger = desk.ledger
+
+    dialog = window.open_settings()
+    qtbot.waitUntil(lambda: dialog.probe is not None, timeout=WAIT_MS)
+    dialog.staff.setText("Robin at the desk")
+    assert dialog.save.isEnabled()
+    dialog.save.click()
+    desk.runner.wait()
+    qtbot.wait(100)  # whatever the save started has reported back
+
+    assert desk.ledger is demo_ledger and desk.ledger.url == demo_url
+    assert window.windowTitle().endswith("demo.sqlite3")
+    assert desk.actor() == "Robin at the desk" and "Robin at the desk" in window.actor_label.text()
+    assert not own.exists()  # the configured ledger was not opened (nor created)
+    assert window.customers.model.rowCount() == 8
+    window.close()

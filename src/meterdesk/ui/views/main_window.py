@@ -373,11 +373,13 @@ class MainWindow(QMainWindow):
 
     def open_settings(self) -> SettingsDialog:
         dialog = SettingsDialog(self.desk, self)
-        dialog.accepted.connect(self._settings_saved)
+        dialog.accepted.connect(lambda: self._settings_saved(dialog.database_changed))
         self._form(dialog)
         return dialog
 
-    def _settings_saved(self) -> None:
+    def _settings_saved(self, database_changed: bool) -> None:
+        """Another ledger is opened only when the database setting changed: the desk may be on the demo ledger
+        or on --db, and saving a new staff name must not leave it for the configured one."""
         from meterdesk.ui.app import open_configured_ledger
 
         self.actor_label.setText(f"Signed in as {self.desk.actor()}")
@@ -385,7 +387,7 @@ class MainWindow(QMainWindow):
         current = self.desk.ledger
         from meterdesk.store.engine import resolve_url
 
-        if current is None or resolve_url(url) != current.url:
+        if current is None or (database_changed and resolve_url(url) != current.url):
             open_configured_ledger(self, self.desk, url)
 
     def import_file(self, path: str | None = None) -> None:
