@@ -481,8 +481,7 @@ class PlanEditor(QWidget):
         self.revert_button.setEnabled(self.original is not None and not unchanged)
         if waiting is not None:
             label = FIELD_LABELS.get(waiting.field.split(".")[-1].split("[")[0], "")
-            self.save_note.setText(f"To save: {label} {form_words(waiting.problem)}".replace("  ", " ")
-                                   if label else "Fill in the plan to save it.")
+            self.save_note.setText(f"Fill in the {label.lower()} to save the plan." if label else "Fill in the plan to save it.")
         elif self.plan is None:
             self.save_note.setText("Fix the field marked in red to save.")
         elif unchanged:
