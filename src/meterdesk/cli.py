@@ -311,6 +311,30 @@ def cmd_settle(args) -> int:
     return 0
 
 
+def cmd_verify(args) -> int:
+    from meterdesk.domain.errors import Conflict
+    from meterdesk.services.verify import verify_ledger
+
+    show_progress = sys.stderr.isatty() and not args.json
+
+    def progress(p) -> None:
+        if show_progress:
+            sys.stderr.write(f"[{p.done}/{p.total}] {p.step}\n")
+
+    result = verify_ledger(_open(args), progress=progress)
+
+    def text() -> str:
+        checked = ", ".join(f"{count:,} {what.replace('_', ' ')}" for what, count in result.checked.items())
+        verdict = "ok" if result.ok else f"{len(result.differences)} difference(s)"
+        return "\n".join([str(d) for d in result.differences] + [f"{verdict}; checked {checked} in {result.seconds:.1f} s"])
+
+    _emit(args, result.to_json(), text)
+    if not result.ok:
+        sys.stderr.write(f"error: verify found {len(result.differences)} difference(s) between the stored figures and the entries\n")
+        return Conflict.exit_status
+    return 0
+
+
 # -- the parser ------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -415,6 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", metavar="YYYY-MM")
     p.add_argument("--customer")
     p.add_argument("--refresh", action="store_true", help="read back the Stripe status of sent invoices instead of sending")
+
+    command(commands, "verify", cmd_verify, "recompute every derived figure and period seal from the entries; exit 4 on any difference")
     return parser
 
 

@@ -29,15 +29,16 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from meterdesk.domain.money import round_balance
-from meterdesk.domain.periods import Period
+from meterdesk.domain.money import round_balance, round_money
+from meterdesk.domain.periods import Period, from_micros
 from meterdesk.domain.pricing import charge_price
 from meterdesk.domain.units import Aggregation
 from meterdesk.services.billing import InvoiceLine, invoice_lines_for
 from meterdesk.services.context import now_us
-from meterdesk.services.shapes import exact_money, plain, timestamp
+from meterdesk.services.shapes import exact_money, money, plain, timestamp
 from meterdesk.services.writer import timeline_of
 from meterdesk.store.codec import decode_money, decode_quantity, encode_money
+from meterdesk.store import verify_queries as q
 from meterdesk.store.engine import Ledger
 from meterdesk.store.queries import (
     PlanVersionRow,
@@ -48,7 +49,6 @@ from meterdesk.store.queries import (
     plan_versions_in_force,
     subscriptions_of_many,
 )
-from meterdesk.store import verify_queries as q
 
 EPOCH = date(1970, 1, 1)
 SETTLEMENT_STATES = ("pending", "customer_ready", "invoice_created", "items_created", "finalized", "failed")
@@ -209,21 +209,33 @@ class _Run:
             self.segments = self.time_segments(min(low, now_us()), max(high, now_us()))
 
     def time_segments(self, low: int, high: int) -> list[tuple[int | None, int]]:
-        """The billing time zone's UTC offsets between two instants as (until, offset) pieces, each day
-        start of a piece at local midnight: local day number = (instant + offset) // one day."""
-        starts: list[tuple[int, int]] = []  # (first instant, offset) of each run of days with one offset
-        period = self.timeline.period_of(low)
-        last = self.timeline.period_of(high)
+        """The billing time zone's UTC offsets between two instants as (until, offset) pieces, so that an
+        instant's local day number is (instant + offset) // one day. The offset changes at the zone's
+        transitions, found between the day starts where it differs (a 25-hour day's last hour is the
+        next day's in UTC+offset terms only if the piece ends at its start, not at the transition)."""
+        def offset(instant: int) -> int:
+            return from_micros(instant).astimezone(self.timeline.timezone).utcoffset() // timedelta(microseconds=1)
+
+        instants: list[int] = []
+        period, last = self.timeline.period_of(low), self.timeline.period_of(high)
         while True:
-            day_starts, names = self.timeline.days(period)
-            for start, name in zip(day_starts, names):
-                offset = (date.fromisoformat(name) - EPOCH).days * q.DAY_US - start
-                if not starts or starts[-1][1] != offset:
-                    starts.append((start, offset))
+            instants.extend(self.timeline.days(period)[0])
             if period == last:
                 break
             period = period.next()
-        return [(starts[i + 1][0] if i + 1 < len(starts) else None, offset) for i, (_, offset) in enumerate(starts)]
+        instants.append(self.timeline.bounds(last)[1])
+        pieces: list[tuple[int, int]] = [(instants[0], offset(instants[0]))]  # (from, offset)
+        for before, after in zip(instants, instants[1:]):
+            if offset(after) != pieces[-1][1]:
+                first, last_same = after, before  # the transition lies in (last_same, first]
+                while first - last_same > 1:
+                    middle = (first + last_same) // 2
+                    if offset(middle) == pieces[-1][1]:
+                        last_same = middle
+                    else:
+                        first = middle
+                pieces.append((first, offset(first)))
+        return [(pieces[i + 1][0] if i + 1 < len(pieces) else None, value) for i, (_, value) in enumerate(pieces)]
 
     def group_entries(self, connection) -> None:
         entries = 0
@@ -252,6 +264,9 @@ class _Run:
             expected = None
             if figures is not None:
                 expected = (*figures[:5], self.peaks.get(key, (0, 0))[0])
+                if not day.startswith(period):
+                    self.differ(f"entries of {self.customer_name(customer_id)} {self.unit_code(unit_id)} billed in {period}",
+                                f"billed_at inside {period}", f"billed_at on {day}")
             found = stored.get(key)
             if expected is None:
                 self.differ(name, "no row (no entry billed that day)", "a row: " + self._rollup_text(unit_id, found))
@@ -264,9 +279,6 @@ class _Run:
                     if field in quantities:
                         want, have = self.quantity_text(unit_id, want), self.quantity_text(unit_id, have)
                     self.differ(f"{name} {field}", want, have)
-            if not day.startswith(period):
-                self.differ(f"entries of {self.customer_name(customer_id)} {self.unit_code(unit_id)} billed in {period}",
-                            f"billed_at inside {period}", f"billed_at on {day}")
 
     def _rollup_text(self, unit_id: int, figures: tuple) -> str:
         return f"quantity {self.quantity_text(unit_id, figures[0])}, entries {figures[1]}, reversals {figures[2]}"
@@ -431,11 +443,11 @@ class _Run:
             stored = lines.get(invoice_id, [])
             line_sum = sum(int(line[5]) for line in stored)
             if line_sum != int(total):
-                self.differ(f"{name} total", f"{exact_money(decode_money(line_sum))} (the sum of its lines)", exact_money(decode_money(int(total))))
+                self.differ(f"{name} total", f"{_amount(decode_money(line_sum), currency)} (the sum of its lines)", _amount(decode_money(int(total)), currency))
             customer = self.customers.get(customer_id)
             if customer is not None and customer[3] != currency:
                 self.differ(f"{name} currency", customer[3], currency)
-            self._check_lines(connection, name, customer_id, Period.parse(period_name), version_id, usage.get(key, {}), stored)
+            self._check_lines(connection, name, customer_id, Period.parse(period_name), currency, version_id, usage.get(key, {}), stored)
             if state is None:
                 self.differ(f"{name} settlement", "one settlements row", "none")
                 continue
@@ -445,7 +457,7 @@ class _Run:
         for (invoice_id,) in q.orphan_settlements(connection):
             self.differ(f"settlement of invoice {invoice_id}", "an invoice", "no such invoice")
 
-    def _check_lines(self, connection, name: str, customer_id: int, period: Period, version_id, usage: dict, stored: list[tuple]) -> None:
+    def _check_lines(self, connection, name: str, customer_id: int, period: Period, currency: str, version_id, usage: dict, stored: list[tuple]) -> None:
         subscription, in_force = self.plan_of(connection, customer_id, period)
         if version_id is None:
             if in_force is not None:
@@ -474,11 +486,11 @@ class _Run:
             have = stored[position] if position < len(stored) else None
             label = f"{name} line {position + 1}"
             if want is None:
-                self.differ(label, "no line", f"{have[2]} {have[3] or ''} {have[4]}: {exact_money(decode_money(int(have[5])))}".replace("  ", " "))
+                self.differ(label, "no line", f"{have[2]} {have[3] or ''} {have[4]}: {_amount(decode_money(int(have[5])), currency)}".replace("  ", " "))
                 continue
             what = f"{want.kind} {want.unit}" if want.unit else want.kind
             if have is None:
-                self.differ(label, f"{what} {plain(want.quantity)}: {exact_money(want.amount)}", "no line")
+                self.differ(label, f"{what} {plain(want.quantity)}: {_amount(want.amount, currency)}", "no line")
                 continue
             _, _, kind, unit_code, quantity_text, amount = have
             if (kind, unit_code) != (want.kind, want.unit):
@@ -487,7 +499,7 @@ class _Run:
             if Decimal(quantity_text) != want.quantity:
                 self.differ(f"{label} ({what}) quantity", plain(want.quantity), quantity_text)
             if int(amount) != encode_money(want.amount):
-                self.differ(f"{label} ({what}) amount", exact_money(want.amount), exact_money(decode_money(int(amount))))
+                self.differ(f"{label} ({what}) amount", _amount(want.amount, currency), _amount(decode_money(int(amount)), currency))
 
     def _check_settlement(self, name: str, state: str, stripe_invoice, line_count: int, items: int, stripe_customer) -> None:
         if state not in SETTLEMENT_STATES:
@@ -501,3 +513,8 @@ class _Run:
             self.differ(f"{name} settlement ({state})", "the customer's Stripe id", "none")
         if state in ("items_created", "finalized") and items != line_count:
             self.differ(f"{name} settlement ({state}) Stripe items", f"one per line ({line_count})", items)
+
+
+def _amount(value: Decimal, currency: str) -> str:
+    """An invoice amount in the currency's minor unit, or exact when it is not a whole number of them."""
+    return money(value, currency) if round_money(value, currency) == value else exact_money(value)
