@@ -105,6 +105,14 @@ class VerifyResult:
         return shape
 
 
+def request_ids(ledger: Ledger) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Every (customer, request id) the ledger holds: of usage entries (corrections left out) and of credit
+    grants, for exactly-once checks."""
+    with ledger.read() as connection:
+        q.snapshot(connection)
+        return q.usage_request_ids(connection), q.grant_request_ids(connection)
+
+
 class _Cancelled(Exception):
     pass
 

@@ -189,12 +189,29 @@ def orphan_settlements(connection: Connection) -> list[tuple]:
     )
 
 
+def usage_request_ids(connection: Connection) -> list[tuple[str, str]]:
+    """(customer external id, request id) of every usage entry that is not part of a correction."""
+    return fetch(
+        connection,
+        "SELECT c.external_id, e.request_id FROM usage_entries e JOIN customers c ON c.id = e.customer_id "
+        "WHERE e.corrects_id IS NULL",
+    )
+
+
+def grant_request_ids(connection: Connection) -> list[tuple[str, str]]:
+    """(customer external id, request id) of every credit grant."""
+    return fetch(
+        connection, "SELECT c.external_id, g.request_id FROM credit_grants g JOIN customers c ON c.id = g.customer_id"
+    )
+
+
 __all__ = [
     "DAY_US",
     "all_invoice_lines",
     "correction_problems",
     "customers_and_balances",
     "entry_days",
+    "grant_request_ids",
     "invoices_with_settlements",
     "local_day_expression",
     "orphan_balances",
@@ -203,5 +220,6 @@ __all__ = [
     "plan_version_rows",
     "snapshot",
     "stored_rollup",
+    "usage_request_ids",
     "occurred_range",
 ]
