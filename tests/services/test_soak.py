@@ -16,7 +16,7 @@ SEED = 20261
 
 
 def test_a_short_soak_leaves_a_ledger_that_verifies(ledger_url):
-    report = run_soak(ledger_url, seconds=SECONDS, seed=SEED, processes=3)
+    report = run_soak(ledger_url, seconds=SECONDS, seed=SEED, processes=4)
     print(report.summary())
     assert report.ok, "\n" + report.summary()
     # It did what it is there for: every kind of write from every process, collisions, late usage.
