@@ -392,6 +392,30 @@ def _add_api_commands(commands, command) -> None:
                    help="requests per second per API key and process (default 1000; 0: no limit; or $METERDESK_API_RATE_LIMIT)")
 
 
+def cmd_verify(args) -> int:
+    from meterdesk.domain.errors import Conflict
+    from meterdesk.services.verify import verify_ledger
+
+    show_progress = sys.stderr.isatty() and not args.json
+
+    def progress(p) -> None:
+        if show_progress:
+            sys.stderr.write(f"[{p.done}/{p.total}] {p.step}\n")
+
+    result = verify_ledger(_open(args), progress=progress)
+
+    def text() -> str:
+        checked = ", ".join(f"{count:,} {what.replace('_', ' ')}" for what, count in result.checked.items())
+        verdict = "ok" if result.ok else f"{len(result.differences)} difference(s)"
+        return "\n".join([str(d) for d in result.differences] + [f"{verdict}; checked {checked} in {result.seconds:.1f} s"])
+
+    _emit(args, result.to_json(), text)
+    if not result.ok:
+        sys.stderr.write(f"error: verify found {len(result.differences)} difference(s) between the stored figures and the entries\n")
+        return Conflict.exit_status
+    return 0
+
+
 # -- the parser ------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -497,6 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--customer")
     p.add_argument("--refresh", action="store_true", help="read back the Stripe status of sent invoices instead of sending")
     _add_api_commands(commands, command)
+    command(commands, "verify", cmd_verify, "recompute every derived figure and period seal from the entries; exit 4 on any difference")
     return parser
 
 

@@ -101,26 +101,35 @@ def compute_invoice(connection: Connection, ledger: Ledger, customer: CustomerRo
     usage and corrections where there are any. Each line is rounded once; the total is their sum."""
     start_us, _ = ledger.timeline.bounds(period)
     subscription, version = plan_for_period(connection, customer.id, period, start_us, ledger.cache)
-    lines: list[InvoiceLine] = []
+    lines: tuple[InvoiceLine, ...] = ()
     if version is not None:
-        plan = version.plan
-        fee = base_fee_line(plan, period, subscription.starts_on, subscription.ends_on)
-        lines.append(InvoiceLine(fee.kind, None, fee.description, fee.quantity, fee.amount))
+        quantities: dict[str, tuple[Decimal, Decimal]] = {}
         if not customer.prepaid:  # prepaid usage was paid from the balance as it was recorded
-            quantities = period_quantities(connection, ledger, customer.id, [period])
-            by_code = {q.unit.code: q for q in quantities.values()}
-            for charge in plan.charges:
-                measured = by_code.get(charge.unit)
-                total = measured.quantity if measured else Decimal(0)
-                adjusted = measured.adjusted if measured else Decimal(0)
-                regular = total - adjusted
-                line = usage_line(charge, regular, plan.currency)
-                lines.append(InvoiceLine("usage", charge.unit, line.description, regular, line.amount, line.unit_price, _tiers_json(line)))
-                if adjusted:
-                    amount = charge_amount(charge, total, plan.currency) - line.amount
-                    description = f"{charge.unit}: late usage and corrections ({plain(adjusted)}); period total {plain(total)}"
-                    lines.append(InvoiceLine("correction", charge.unit, description, adjusted, amount))
-    return Invoice(customer.external_id, customer.name, customer.mode, str(period), customer.currency, tuple(lines), None, version.id if version else None)
+            measured = period_quantities(connection, ledger, customer.id, [period])
+            quantities = {q.unit.code: (q.quantity, q.adjusted) for q in measured.values()}
+        lines = invoice_lines_for(version.plan, period, subscription, customer.prepaid, quantities)
+    return Invoice(customer.external_id, customer.name, customer.mode, str(period), customer.currency, lines, None, version.id if version else None)
+
+
+def invoice_lines_for(
+    plan, period: Period, subscription, prepaid: bool, quantities: dict[str, tuple[Decimal, Decimal]]
+) -> tuple[InvoiceLine, ...]:
+    """A period's invoice lines under `plan`: the base fee (prorated by `subscription`'s dates) and, unless
+    the customer is prepaid, one line per charge for the period's regular usage plus a line for late usage
+    and corrections. `quantities`: unit code -> (period total, the part of it that is late or corrections)."""
+    fee = base_fee_line(plan, period, subscription.starts_on, subscription.ends_on)
+    lines = [InvoiceLine(fee.kind, None, fee.description, fee.quantity, fee.amount)]
+    if not prepaid:
+        for charge in plan.charges:
+            total, adjusted = quantities.get(charge.unit, (Decimal(0), Decimal(0)))
+            regular = total - adjusted
+            line = usage_line(charge, regular, plan.currency)
+            lines.append(InvoiceLine("usage", charge.unit, line.description, regular, line.amount, line.unit_price, _tiers_json(line)))
+            if adjusted:
+                amount = charge_amount(charge, total, plan.currency) - line.amount
+                description = f"{charge.unit}: late usage and corrections ({plain(adjusted)}); period total {plain(total)}"
+                lines.append(InvoiceLine("correction", charge.unit, description, adjusted, amount))
+    return tuple(lines)
 
 
 def stored_invoice(connection: Connection, customer: CustomerRow, period: Period) -> Invoice | None:

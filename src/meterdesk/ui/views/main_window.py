@@ -25,6 +25,7 @@ from meterdesk.services.billing import close_period
 from meterdesk.services.entries import EntryRow
 from meterdesk.services.ledgers import Ledger
 from meterdesk.services.usage import import_usage
+from meterdesk.services.verify import verify_ledger
 from meterdesk.ui.desk import Desk
 from meterdesk.ui.dialogs.correct_entry import CorrectEntryDialog
 from meterdesk.ui.dialogs.forms import AssignPlanDialog, CustomerDialog, GrantCreditsDialog, UnitDialog
@@ -197,6 +198,7 @@ class MainWindow(QMainWindow):
         self.import_action = action("Import usage…", "Ctrl+I", "Import a CSV or JSON Lines file of usage events", self.import_file)
         # triggered(checked) would arrive as the period: the action always asks for it.
         self.close_action = action("Close period…", None, "Freeze the invoices of an ended period", lambda: self.close_period())
+        self.verify_action = action("Verify ledger…", None, "Recompute every derived figure from the entries and list each difference", self.verify_ledger)
         self.refresh_action = action("Refresh", "F5", "Read the page again from the database", self.refresh)
         self.filter_action = action("Search", "Ctrl+F", "Search or filter the current page", self._focus_filter)
         self.settings_action = action("Settings…", "Ctrl+,", "Database, staff name and billing time zone", self.open_settings)
@@ -229,6 +231,8 @@ class MainWindow(QMainWindow):
         ledger_menu = menu.addMenu("&Ledger")
         for item in (self.record_action, self.correct_action, self.grant_action, self.add_customer_action, self.refresh_action, self.filter_action):
             ledger_menu.addAction(item)
+        ledger_menu.addSeparator()
+        ledger_menu.addAction(self.verify_action)
         go_menu = menu.addMenu("&Go")
         for item in self.page_actions:
             go_menu.addAction(item)
@@ -298,7 +302,7 @@ class MainWindow(QMainWindow):
         self.actor_label.setText(f"Signed in as {self.desk.actor()}")
         for page in self._chart_pages():
             page.ledger_switched()
-        for item in (self.record_action, self.correct_action, self.grant_action, self.add_customer_action, self.import_action, self.close_action):
+        for item in (self.record_action, self.correct_action, self.grant_action, self.add_customer_action, self.import_action, self.close_action, self.verify_action):
             item.setEnabled(ledger is not None)
 
     def set_opening(self, name: str) -> None:
@@ -451,6 +455,37 @@ class MainWindow(QMainWindow):
             lambda ledger, job: close_period(ledger, period, actor=actor, progress=job.progress, cancelled=job.cancelled),
             describe=lambda p: (f"{p.done} of {p.total}: {p.customer}", p.done, p.total),
             on_done=done, on_error=lambda error: self._show_failure(error, f"closing {period}"),
+        )
+
+    def verify_ledger(self) -> None:
+        """Recompute every derived figure on a worker, with progress; the outcome in a dialog (verify_box)."""
+        if self.desk.ledger is None:
+            return
+
+        def done(result) -> None:
+            box = QMessageBox(self)
+            box.setWindowTitle("Verify ledger")
+            checked = ", ".join(f"{count:,} {what.replace('_', ' ')}" for what, count in result.checked.items())
+            if result.cancelled:
+                box.setIcon(QMessageBox.Icon.Information)
+                box.setText("Verification cancelled before it checked everything.")
+            elif result.ok:
+                box.setIcon(QMessageBox.Icon.Information)
+                box.setText("The ledger is consistent: every derived figure matches the entries.")
+            else:
+                box.setIcon(QMessageBox.Icon.Warning)
+                box.setText(f"{len(result.differences):,} difference(s) between the stored figures and the entries.")
+                box.setDetailedText("\n".join(str(d) for d in result.differences))
+            box.setInformativeText(f"Checked {checked} in {result.seconds:.1f} s.")
+            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            self.verify_box = box
+            box.open()
+
+        self._verify_progress = run_with_progress(
+            self.desk, self, "Verifying the ledger",
+            lambda ledger, job: verify_ledger(ledger, progress=job.progress, cancelled=job.cancelled),
+            describe=lambda p: (f"{p.step[:1].upper()}{p.step[1:]}…", p.done, p.total),
+            on_done=done, on_error=lambda error: self._show_failure(error, "verifying the ledger"),
         )
 
     def show_shortcuts(self) -> None:
