@@ -12,6 +12,7 @@ import pytest
 from meterdesk.services.entries import EntryFilter, list_entries
 from meterdesk.services.summary import usage_summary
 from tests.api.conftest import start_server
+from tests.support.verified import assert_verified
 
 CLIENTS = 8
 REQUEST_IDS = 40
@@ -58,5 +59,6 @@ def test_racing_retries_through_two_servers_leave_one_entry_per_request_id(api, 
         assert {e.actor for e in entries} == {"api:ingest"}
         charged = sum((e.charged for e in entries), Decimal(0))
         assert usage_summary(api.ledger, "bolt").balance == balance_before - charged
+        assert_verified(api.ledger)
     finally:
         second.stop()

@@ -9,6 +9,7 @@ from meterdesk.services.credits import grant_credits
 from meterdesk.services.entries import count_entries, list_entries
 from meterdesk.services.summary import usage_summary
 from tests.services.helpers import seed
+from tests.support.verified import assert_verified
 
 PROCESSES = 4
 EVENTS = 40
@@ -58,6 +59,7 @@ def test_racing_processes_leave_one_entry_per_request_id(ledger, ledger_url):
     # starter plan: 0.002 per call; 40 events of 10 calls charged exactly once each
     assert bolt.balance == Decimal("100") - Decimal("0.002") * 10 * EVENTS
     assert sum(e.charged for e in list_entries(ledger, limit=1000) if e.customer == "bolt") == Decimal("0.8")
+    assert_verified(ledger)
 
 
 def test_racing_imports_of_one_file_count_each_line_once(ledger, ledger_url, tmp_path):
@@ -78,3 +80,4 @@ def test_racing_imports_of_one_file_count_each_line_once(ledger, ledger_url, tmp
     bolt = next(u for u in usage_summary(ledger, "bolt").units if u.unit == "api_calls")
     assert bolt.quantity == expected_bolt
     assert usage_summary(ledger, "bolt").balance == Decimal(100) - Decimal("0.002") * expected_bolt
+    assert_verified(ledger)

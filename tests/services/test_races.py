@@ -22,6 +22,7 @@ from meterdesk.services.credits import grant_credits
 from meterdesk.services.entries import list_entries
 from meterdesk.services.summary import usage_summary
 from tests.services.helpers import last_month, last_month_at, this_month
+from tests.support.verified import assert_verified
 
 WRITERS = 8
 EVENTS_PER_WRITER = 30
@@ -113,6 +114,7 @@ def test_racing_writers_charge_prepaid_customers_the_price_of_their_final_quanti
         if charged != expected or balance != Decimal(1000) - expected:
             problems.append(f"{code}: quantity {quantity}, charged {charged}, price {expected}, balance {balance}")
     assert not problems, "; ".join(problems)
+    assert_verified(ledger)
 
 
 def _record_into_closing_month(url: str, barrier, seed: int, month_at: str) -> int:
@@ -161,6 +163,7 @@ def test_usage_recorded_while_its_period_closes_is_on_the_invoice_or_late_in_the
     assert all(e.late and e.period == this_month() for e in late)
     assert invoice.closed and late, "the close should have raced the writers"
     assert len(entries) == 20 + 4 * 60
+    assert_verified(ledger)
 
 
 def _run_close_race(url: str, at: str, month: str) -> None:
