@@ -6,7 +6,7 @@ unique key (customer, request id), at the same durability setting; then replayed
 meterdesk's figure is the whole process: start-up, parsing and validation, idempotency checks, placement,
 prepaid charging, the rollup, and commits every batch.
 
-Reported beside them on SQLite: the floor of meterdesk's own schema. The import's rows, already parsed and
+On SQLite the import's target is the floor of meterdesk's own schema (the bare-table ratio stays reported). The import's rows, already parsed and
 priced, inserted by raw sqlite3 into a fresh copy of the ledger with the fast lane's own statement, in the
 import's batches, each sorted by customer as the import sorts it: what the tables and indexes cost before any
 of meterdesk's own work.
@@ -27,6 +27,8 @@ from bench.harness import REPORTED, Context, Result, Target, interleave, median,
 
 SCENARIO = "bulk import"
 RATIO = Target("ratio >= 0.5", min_ratio=0.5)
+# SQLite's import is held to what its own schema allows: the bare table has none of the ledger's indexes.
+FLOOR_TARGET = Target("ratio >= 0.75 of the schema's raw floor", min_ratio=0.75)
 PG_TARGET = Target("ratio >= 0.5 and >= 50,000 rows/s", min_ratio=0.5, min_value=50_000)
 BARE_TABLE = ledgers.RAW_TABLE
 BARE_INSERT = (
@@ -158,10 +160,13 @@ def _sqlite(context: Context, path, rows, events, label: str) -> list[Result]:
     ledgers.remove_sqlite(bare)
     ledgers.remove_sqlite(floor)
     floor_rate = n / median(timings["floor"])
+    import_rate, bare_rate = n / median(timings["import"]), n / median(timings["raw"])
     return [
-        Result(SCENARIO, "bulk import, SQLite", n / median(timings["import"]), "rows/s", n / median(timings["raw"]), RATIO,
-               "raw sqlite3 executemany ON CONFLICT DO NOTHING, bare table",
-               f"{label}, whole `meterdesk usage import` process; {n / median(timings['import']) / floor_rate:.2f} of the schema's raw floor"),
+        Result(SCENARIO, "bulk import, SQLite", import_rate, "rows/s", floor_rate, FLOOR_TARGET,
+               "the schema's raw floor: the import's rows by raw sqlite3 into meterdesk's tables, in its batches",
+               f"{label}, whole `meterdesk usage import` process; {import_rate / bare_rate:.2f} of the bare table"),
+        Result(SCENARIO, "bulk import against the bare table, SQLite", import_rate, "rows/s", bare_rate, REPORTED,
+               "raw sqlite3 executemany ON CONFLICT DO NOTHING, bare table", f"{label}, the same import as above"),
         Result(SCENARIO, "raw insert into meterdesk's schema, SQLite", floor_rate, "rows/s", n / median(timings["raw"]), REPORTED,
                "raw sqlite3 executemany ON CONFLICT DO NOTHING, bare table",
                f"the import's {n:,} rows, parsed and priced, by raw sqlite3 into meterdesk's tables and indexes, in its batches"),
