@@ -18,6 +18,8 @@ MAX_AMOUNT = Decimal(10) ** 15
 MAX_UNIT_DECIMALS = 6
 MAX_UNIT_NAME_LENGTH = 200
 MAX_REQUEST_ID_LENGTH = 255
+#: Request ids starting so belong to the entries corrections write (`correction:<entry id>:reversal`).
+CORRECTION_PREFIX = "correction:"
 
 
 class Aggregation(StrEnum):
@@ -85,16 +87,28 @@ def validate_correction_amount(unit: Unit, value: object, field: str = "new_amou
 
 
 def validate_request_id(value: object, field: str = "request_id") -> str:
-    """A request id: 1..255 printable characters, not only whitespace. Kept exactly as given (it is a key)."""
+    """A request id of usage or credits: an id (`validate_id`) outside the namespace meterdesk keeps for the
+    entries a correction writes (CORRECTION_PREFIX), so that no request id can ever take one of theirs."""
+    value = validate_id(value, field)
+    if value.startswith(CORRECTION_PREFIX):
+        raise InvalidInput(
+            field, f"must not start with {CORRECTION_PREFIX!r}: meterdesk keeps those for the entries of corrections"
+        )
+    return value
+
+
+def validate_id(value: object, field: str = "id") -> str:
+    """A customer id or request id (SPEC 2 "Ids"): 1..255 printable characters with no leading or trailing
+    whitespace. Kept exactly as given (it is a key): nothing is stripped, a padded id is refused."""
     if not isinstance(value, str):
         raise InvalidInput(field, f"must be text, not {type(value).__name__}")
     if not value:
         raise InvalidInput(field, "must not be empty")
     if len(value) > MAX_REQUEST_ID_LENGTH:
         raise InvalidInput(field, f"is {len(value)} characters long; at most {MAX_REQUEST_ID_LENGTH} allowed")
-    if not value.strip():
-        raise InvalidInput(field, "must not be only whitespace")
     if value.isprintable():
+        if value[0] == " " or value[-1] == " ":  # the one whitespace character str.isprintable lets through
+            raise InvalidInput(field, f"must not begin or end with a space; got {value!r}")
         return value
     for position, character in enumerate(value):
         if not character.isprintable():

@@ -28,7 +28,7 @@ from itertools import repeat
 from operator import floordiv, itemgetter
 from typing import NamedTuple
 
-from meterdesk.domain.units import MAX_REQUEST_ID_LENGTH, Aggregation
+from meterdesk.domain.units import CORRECTION_PREFIX, MAX_REQUEST_ID_LENGTH, Aggregation
 from meterdesk.services.writer import MAX_REMEMBERED_PRICES, EntryWriter, NewEntry, StoredEntry, timeline_of
 from meterdesk.store.codec import decode_quantity
 from meterdesk.store.engine import Ledger
@@ -132,6 +132,9 @@ class ColumnReader:
         occurred = self._times(times, now)
         if occurred is None:
             return None
+        starts = self.importer.starts  # filled by its customer lookups
+        if min(occurred) < max(starts.get(customer_id, 0) for customer_id in set(customer_ids)):
+            return None  # a line may lie before its customer's subscription start: the general path says
         if self.width == 6:
             note_column = columns[5]
             if any(note_column):
@@ -214,9 +217,14 @@ class ColumnReader:
         lengths = list(map(len, request_ids))
         if min(lengths) < 1 or max(lengths) > MAX_REQUEST_ID_LENGTH:
             return False
-        if not "".join(request_ids).isprintable():  # also: no commas or line breaks hidden in one
+        joined = ",".join(request_ids)  # the ids hold no commas: the line was split at them
+        if not joined.isprintable():  # also: no line breaks hidden in one
             return False
-        return min(map(len, map(str.strip, request_ids))) > 0  # not only whitespace
+        # Printable whitespace is a space: none may begin or end an id (SPEC 2 "Ids"). Nor may an id take a
+        # correction's request id (units.CORRECTION_PREFIX). The general path words either error.
+        if joined[0] == " " or joined[-1] == " " or " ," in joined or ", " in joined:
+            return False
+        return CORRECTION_PREFIX not in joined
 
     def _times(self, texts, now: int) -> list[int] | None:
         joined = "\n".join(texts) + "\n"

@@ -30,6 +30,7 @@ from meterdesk.domain.money import round_balance
 from meterdesk.domain.plans import PricingModel, plan_from_dict
 from meterdesk.domain.pricing import charge_price
 from meterdesk.domain.units import Aggregation, validate_usage_amount
+from meterdesk.services.timeline import local_midnight
 from meterdesk.services.writer import ENTRY_COLUMNS, INSERT_ONE, PEAK_UPDATE, ROLLUP_NAMES, ROLLUP_UPSERT, timeline_of
 from meterdesk.store.codec import decode_quantity, encode_money, encode_quantity
 from meterdesk.store.engine import Ledger
@@ -43,10 +44,13 @@ MAX_REMEMBERED_CONTEXTS = 10_000
 class _Context:
     """One customer, unit and period as an event sees them: mutable, moved by this path's own commits."""
 
-    __slots__ = ("customer", "prepaid", "last_closed", "charge", "per_unit", "total", "price")
+    __slots__ = ("customer", "prepaid", "last_closed", "charge", "per_unit", "total", "price", "starts")
 
-    def __init__(self, customer: CustomerRow, last_closed: str | None, charge, per_unit, total: int) -> None:
+    def __init__(self, customer: CustomerRow, last_closed: str | None, charge, per_unit, total: int, starts: int | None = None) -> None:
         self.customer = customer
+        # The first instant of the subscription pricing the period; None without one. Usage before it
+        # takes the general path, which refuses it or finds an earlier subscription that covers it.
+        self.starts = starts
         self.prepaid = customer.prepaid
         self.last_closed = last_closed
         self.charge = charge  # the plan's charge for the unit, None when nothing prices it
@@ -131,7 +135,8 @@ def _context_from_row(ledger: Ledger, connection, row, unit: UnitRow) -> tuple[_
         else:
             charge = _plan_version(ledger, connection, row[14]).plan.charge_for(unit.code)
     per_unit = _per_unit_terms(charge, unit) if charge is not _NEEDS_GENERAL_PATH else None
-    return _Context(customer, row[8], charge, per_unit, int(row[15] or 0)), row[16]
+    starts = local_midnight(row[12], ledger.timezone) if row[9] is not None else None
+    return _Context(customer, row[8], charge, per_unit, int(row[15] or 0), starts), row[16]
 
 
 _NEEDS_GENERAL_PATH = object()
@@ -242,6 +247,8 @@ def _record_sqlite(ledger, connection, driver, external_id, unit, quantity, inst
     customer = context.customer
     if context.last_closed is not None and name <= context.last_closed or context.charge is _NEEDS_GENERAL_PATH:
         return None  # late usage: placed by the general path
+    if context.starts is None or instant < context.starts:
+        return None  # before the subscription's start: the general path decides
     balance = session.balances[customer.id]
     prepaid = context.prepaid
     if prepaid and balance is None:
@@ -286,6 +293,8 @@ def _record_postgresql(ledger, connection, driver, external_id, unit, quantity, 
     context, balance = _context_from_row(ledger, connection, rows[0], unit)
     customer = context.customer
     if context.last_closed is not None and name <= context.last_closed or context.charge is _NEEDS_GENERAL_PATH:
+        return None
+    if context.starts is None or instant < context.starts:
         return None
     if customer.prepaid and balance is None:
         return None

@@ -11,7 +11,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal
 from functools import lru_cache
 from itertools import chain, islice
@@ -21,16 +21,17 @@ from pathlib import Path
 from sqlalchemy import select
 
 from meterdesk.domain.errors import Conflict, InvalidInput, MeterdeskError, NotFound, Unavailable
-from meterdesk.domain.periods import MAX_FUTURE_SKEW, check_not_future, from_micros, parse_timestamp, to_micros
+from meterdesk.domain.periods import MAX_FUTURE_SKEW, check_not_future, format_timestamp, from_micros, parse_timestamp, to_micros
 from meterdesk.domain.units import MAX_AMOUNT, validate_request_id, validate_usage_amount
 from meterdesk.services.context import default_actor, now_us
 from meterdesk.services.events import record_event
 from meterdesk.services.shapes import exact_money, money
+from meterdesk.services.timeline import local_midnight
 from meterdesk.services.bulk_import import FAST_COLUMNS, ColumnBatch, ColumnReader, by_customer, write_columns
 from meterdesk.services.writer import EntryWriter, NewEntry, StoredEntry, mismatch, over_limit
 from meterdesk.store.codec import decode_money, decode_quantity, encode_quantity
 from meterdesk.store.engine import BackgroundCheckpoints, Ledger
-from meterdesk.store.queries import CustomerRow, UnitRow, customer_from_row, unit_by_code, unit_by_id
+from meterdesk.store.queries import CustomerRow, UnitRow, customer_from_row, subscription_starts, unit_by_code, unit_by_id
 from meterdesk.store.schema import SOURCES, customers
 
 MAX_NOTE_LENGTH = 2000
@@ -81,15 +82,29 @@ def validate_source(source: str) -> str:
     return source
 
 
-def parse_occurred_at(value, now: int, field: str = "occurred_at") -> int | None:
-    """An occurred_at as microseconds (None: now); refuses garbage and the future (+5 min skew)."""
+def parse_occurred_at(value, now: int, field: str = "occurred_at", timezone: tzinfo = UTC) -> int | None:
+    """An occurred_at as microseconds (None: now); refuses garbage, the future (+5 min skew) and anything
+    before 1970 (no subscription starts earlier). Without a zone, wall-clock time in `timezone`, the
+    ledger's billing time zone; a date alone, midnight there."""
     if value is None or value == "":
         return None
-    instant = parse_timestamp(value, field)
+    instant = parse_timestamp(value, field, timezone)
     micros = to_micros(instant)
     if micros > now + MAX_FUTURE_SKEW_US:
         check_not_future(instant, from_micros(now), field)  # raises, with the domain's message
+    if micros < 0:
+        raise InvalidInput(field, f"{format_timestamp(instant)} is before 1970-01-01, the earliest time the ledger records")
     return micros
+
+
+def check_not_before_start(occurred: int, start: int | None, timezone: tzinfo, field: str = "occurred_at") -> None:
+    """Refuse usage before the customer's subscription start (`start`: microseconds of its first local
+    midnight; None: no subscription start is known, nothing to check)."""
+    if start is not None and occurred < start:
+        day = from_micros(start).astimezone(timezone).date().isoformat()
+        raise InvalidInput(
+            field, f"{format_timestamp(from_micros(occurred))} is before the customer's subscription start {day}"
+        )
 
 
 def _duplicate_or_conflict(stored: StoredEntry, entry: NewEntry) -> None:
@@ -119,7 +134,7 @@ def record_usage(
     request_id = validate_request_id(request_id)
     note = validate_note(note)
     now = now_us()
-    occurred = parse_occurred_at(occurred_at, now)
+    occurred = parse_occurred_at(occurred_at, now, timezone=ledger.timezone)
     unit_row = ledger.cache.get(("unit", unit))
     if unit_row is not None:
         recorded = record_event(ledger, customer, unit_row, amount, request_id, occurred, now, note, source, actor)
@@ -146,6 +161,7 @@ def record_usage(
         if unit_row is None:
             raise NotFound(f"unit: unknown unit {unit!r}")
         quantity_amount = validate_usage_amount(unit_row.unit, amount)
+        check_not_before_start(occurred if occurred is not None else now, _start_of(connection, ledger, customer_row.id), ledger.timezone)
         entry = NewEntry(
             customer_row,
             unit_row,
@@ -165,6 +181,12 @@ def record_usage(
         stored = writer.existing([(customer_row.id, request_id)])[(customer_row.id, request_id)]
         _duplicate_or_conflict(stored, entry)
         return _result(customer_row, stored.id, True, stored.charged, context.balance, stored.period, stored.late, writer)
+
+
+def _start_of(connection, ledger: Ledger, customer_id: int) -> int | None:
+    """The first instant of the customer's first subscription, None without one."""
+    day = subscription_starts(connection, [customer_id]).get(customer_id)
+    return None if day is None else local_midnight(day, ledger.timezone)
 
 
 def _default_actor(program: str) -> str:
@@ -383,6 +405,7 @@ class _Importer:
         self.customers: dict[str, CustomerRow | None] = {}
         self.units: dict[str, UnitRow | None] = {}
         self.customers_by_id: dict[int, CustomerRow] = {}
+        self.starts: dict[int, int] = {}  # customer row id -> first instant of its first subscription
         self.units_by_id: dict[int, UnitRow] = {}
         self.expect_new = False
         self.checkpoints = checkpoints  # the import's checkpoint thread (SQLite), for each batch's write
@@ -396,6 +419,9 @@ class _Importer:
                 chunk = missing[start : start + 1000]
                 for row in connection.execute(select(customers).where(customers.c.external_id.in_(chunk))):
                     self.customers[row.external_id] = customer_from_row(row)
+            loaded = [self.customers[i].id for i in missing if self.customers.get(i) is not None]
+            zone = self.ledger.timezone
+            self.starts.update((key, local_midnight(day, zone)) for key, day in subscription_starts(connection, loaded).items())
         for i in missing:
             self.customers.setdefault(i, None)
 
@@ -493,7 +519,8 @@ class _Importer:
             if known is None:
                 known = _plain_amount(raw_amount, unit.unit.decimals)
             occurred = _utc_seconds(raw_time, now) if raw_time else None
-            if known is not None and (occurred is not None or not raw_time) and type(raw_request_id) is str:
+            if (known is not None and (occurred is not None or not raw_time) and type(raw_request_id) is str
+                    and (occurred if occurred is not None else now) >= self.starts.get(customer.id, 0)):
                 return NewEntry(customer, unit, known[1], known[0], occurred, validate_request_id(raw_request_id),
                                 validate_note(note) if note else None)
         customer_id = str(customer_text or "").strip()
@@ -518,7 +545,8 @@ class _Importer:
         request_id = validate_request_id(raw_request_id if raw_request_id is not None else "")
         occurred = _utc_seconds(raw_time, now)
         if occurred is None:
-            occurred = parse_occurred_at(raw_time.strip() or None if isinstance(raw_time, str) else raw_time, now)
+            occurred = parse_occurred_at(raw_time.strip() or None if isinstance(raw_time, str) else raw_time, now, timezone=self.ledger.timezone)
+        check_not_before_start(occurred if occurred is not None else now, self.starts.get(customer.id), self.ledger.timezone)
         return NewEntry(customer, unit, amount, quantity, occurred, request_id, validate_note(note))
 
     def _write(self, prepared: list[tuple[int, NewEntry]], now: int) -> None:

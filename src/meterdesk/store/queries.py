@@ -168,6 +168,23 @@ def subscriptions_of(connection: Connection, customer_id: int) -> list[Subscript
     return subscriptions_of_many(connection, [customer_id]).get(customer_id, [])
 
 
+def subscription_starts(connection: Connection, customer_ids: list[int]) -> dict[int, date]:
+    """Each customer's first subscription start (the earliest day usage may occur), in one query per
+    thousand customers; a customer without a subscription is left out."""
+    found: dict[int, date] = {}
+    ids = sorted(set(customer_ids))
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        rows = fetch(
+            connection,
+            f"SELECT customer_id, min(starts_on) FROM subscriptions WHERE customer_id IN ({', '.join('?' * len(chunk))}) "
+            "GROUP BY customer_id",
+            chunk,
+        )
+        found.update((customer_id, date.fromisoformat(day)) for customer_id, day in rows)
+    return found
+
+
 def subscriptions_of_many(connection: Connection, customer_ids: list[int]) -> dict[int, list[SubscriptionRow]]:
     """Each customer's subscriptions, oldest first, in one query."""
     found: dict[int, list[SubscriptionRow]] = {}
