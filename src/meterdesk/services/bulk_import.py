@@ -302,6 +302,8 @@ def write_columns(importer, batch: ColumnBatch, now: int, *, expect_new: bool) -
             # PostgreSQL inserts one slice while the next is priced, and the rollup is added up meanwhile.
             if not _insert(connection, count, chunks, now, importer.actor, book_rollup):
                 raise _NotForTheFastLane  # a request id was taken after all (a racing import)
+            if not _within_exact_range(connection, writer._rollup, name, units):
+                raise _NotForTheFastLane  # the general path rejects the lines that would leave it, one by one
             if connection.dialect.name == "postgresql":
                 _upsert_rollup(connection, writer._rollup)
                 writer._rollup.clear()
@@ -309,6 +311,21 @@ def write_columns(importer, batch: ColumnBatch, now: int, *, expect_new: bool) -
     except _NotForTheFastLane:
         return None
     return Outcome(count, duplicates, rejected)
+
+
+def _within_exact_range(connection, rollup: dict, name: str, units: dict) -> bool:
+    """Whether every period total of the batch's customers and units stays within the exact range (SPEC 2):
+    what the period holds already plus what the batch adds (its rollup, keyed by customer, period, unit,
+    day)."""
+    from meterdesk.domain.units import MAX_SCALED
+    from meterdesk.store.queries import period_quantities
+
+    added: dict[tuple[int, int, str], int] = {}
+    for (customer_id, _, unit_id, _), counts in rollup.items():
+        key = (customer_id, unit_id, name)
+        added[key] = added.get(key, 0) + counts[0]
+    stored = period_quantities(connection, set(added))
+    return all(stored.get(key, 0) + quantity <= MAX_SCALED for key, quantity in added.items())
 
 
 def _customers(importer, connection, ids: set[int]) -> dict:

@@ -87,14 +87,17 @@ def correct_entry(
             _free_request_id(writer, customer.id, f"{CORRECTION_PREFIX}{entry_id}:reversal"), reason,
             kind="reversal", corrects_id=entry_id,
         )
-        reversal_id = writer.insert_one(writer.prepare(reversal))
-        replacement_id = None
+        replacement = None
         if amount:
             replacement = NewEntry(
                 customer, unit, amount, encode_quantity(amount, unit.unit.decimals), original.occurred_at,
                 _free_request_id(writer, customer.id, f"{CORRECTION_PREFIX}{entry_id}:replacement"), reason,
                 corrects_id=entry_id,
             )
+        writer.check_range([reversal] if replacement is None else [reversal, replacement])
+        reversal_id = writer.insert_one(writer.prepare(reversal))
+        replacement_id = None
+        if replacement is not None:
             replacement_id = writer.insert_one(writer.prepare(replacement))
         if reversal_id is None or (amount and replacement_id is None):
             raise Conflict(f"entry_id: entry {entry_id} was corrected concurrently; reload and correct its replacement")

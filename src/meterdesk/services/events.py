@@ -29,7 +29,7 @@ from meterdesk.domain.errors import InvalidInput
 from meterdesk.domain.money import round_balance
 from meterdesk.domain.plans import PricingModel, plan_from_dict
 from meterdesk.domain.pricing import charge_price
-from meterdesk.domain.units import Aggregation, validate_usage_amount
+from meterdesk.domain.units import MAX_SCALED, Aggregation, validate_usage_amount
 from meterdesk.services.timeline import local_midnight
 from meterdesk.services.writer import ENTRY_COLUMNS, INSERT_ONE, PEAK_UPDATE, ROLLUP_NAMES, ROLLUP_UPSERT, timeline_of
 from meterdesk.store.codec import decode_quantity, encode_money, encode_quantity
@@ -44,13 +44,16 @@ MAX_REMEMBERED_CONTEXTS = 10_000
 class _Context:
     """One customer, unit and period as an event sees them: mutable, moved by this path's own commits."""
 
-    __slots__ = ("customer", "prepaid", "last_closed", "charge", "per_unit", "total", "price", "starts")
+    __slots__ = ("customer", "prepaid", "last_closed", "charge", "per_unit", "total", "price", "starts", "quantity")
 
     def __init__(self, customer: CustomerRow, last_closed: str | None, charge, per_unit, total: int, starts: int | None = None) -> None:
         self.customer = customer
         # The first instant of the subscription pricing the period; None without one. Usage before it
         # takes the general path, which refuses it or finds an earlier subscription that covers it.
         self.starts = starts
+        # The period's summed scaled quantity, which must stay within the exact range (SPEC 2): the total of
+        # a `sum` unit, read apart (`PERIOD_QUANTITY`) for the others.
+        self.quantity = total
         self.prepaid = customer.prepaid
         self.last_closed = last_closed
         self.charge = charge  # the plan's charge for the unit, None when nothing prices it
@@ -240,6 +243,8 @@ def _record_sqlite(ledger, connection, driver, external_id, unit, quantity, inst
         if not rows:
             return None  # unknown customer: the general path says so
         context, balance = _context_from_row(ledger, connection, rows[0], unit)
+        if unit.unit.aggregation is not Aggregation.SUM:
+            context.quantity = int(execute(PERIOD_QUANTITY, (name, context.customer.id, unit.id)).fetchone()[0] or 0)
         if len(session.contexts) >= MAX_REMEMBERED_CONTEXTS:
             session.forget()
         session.contexts[key] = context
@@ -253,6 +258,8 @@ def _record_sqlite(ledger, connection, driver, external_id, unit, quantity, inst
     prepaid = context.prepaid
     if prepaid and balance is None:
         return None
+    if context.quantity + quantity > MAX_SCALED:
+        return None  # beyond the exact range: the general path refuses it
     charged, after = _priced(context, unit, quantity)
     # No RETURNING: the statement's change count says whether the request id was free, the rowid is the
     # entry's id, and the balance after the charge is known (nobody else wrote: see _Session).
@@ -269,12 +276,19 @@ def _record_sqlite(ledger, connection, driver, external_id, unit, quantity, inst
         balance -= charged
     execute("COMMIT")
     context.total = after
+    context.quantity += quantity
     if prepaid:
         session.balances[customer.id] = balance
     return customer, entry_id, charged, balance, name
 
 
 SQLITE_INSERT = INSERT_ONE.removesuffix(" RETURNING id")
+# The summed scaled quantity of a customer's unit in a period (the total of a `sum` unit comes with the context).
+PERIOD_QUANTITY = "SELECT sum(quantity) FROM usage_daily WHERE period = ? AND customer_id = ? AND unit_id = ?"
+PERIOD_QUANTITY_BY_EXTERNAL_ID = (
+    "SELECT sum(d.quantity) FROM usage_daily d JOIN customers c ON c.id = d.customer_id "
+    "WHERE d.period = ? AND c.external_id = ? AND d.unit_id = ?"
+)
 SQLITE_ROLLUP = f"INSERT INTO usage_daily ({ROLLUP_NAMES}) VALUES ({', '.join('?' * 10)}) {ROLLUP_UPSERT} max({PEAK_UPDATE})"
 SQLITE_CHARGE = "UPDATE customer_balances SET charged = charged + ?, balance = balance - ? WHERE customer_id = ?"
 
@@ -284,13 +298,20 @@ SQLITE_CHARGE = "UPDATE customer_balances SET charged = charged + ?, balance = b
 def _record_postgresql(ledger, connection, driver, external_id, unit, quantity, instant, now, period, name, day,
                        request_id, note, source, actor) -> tuple | None:
     sql, params = _context_sql(ledger, external_id, unit, period, True)
+    summed = unit.unit.aggregation is not Aggregation.SUM
     with driver.pipeline():
         driver.execute("BEGIN")
         cursor = driver.execute(_percent_style(sql), params)
+        if summed:  # after the customer's lock, in the same round trip
+            sums = driver.execute(_percent_style(PERIOD_QUANTITY_BY_EXTERNAL_ID), (name, external_id, unit.id))
     rows = cursor.fetchall()
     if not rows:
         return None
     context, balance = _context_from_row(ledger, connection, rows[0], unit)
+    if summed:
+        context.quantity = int(sums.fetchone()[0] or 0)
+    if context.quantity + quantity > MAX_SCALED:
+        return None
     customer = context.customer
     if context.last_closed is not None and name <= context.last_closed or context.charge is _NEEDS_GENERAL_PATH:
         return None

@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from meterdesk.domain.errors import Conflict, InvalidInput, MeterdeskError, NotFound, Unavailable
 from meterdesk.domain.periods import MAX_FUTURE_SKEW, check_not_future, format_timestamp, from_micros, parse_timestamp, to_micros
-from meterdesk.domain.units import MAX_AMOUNT, validate_request_id, validate_usage_amount
+from meterdesk.domain.units import MAX_AMOUNT, MAX_SCALED, validate_request_id, validate_usage_amount
 from meterdesk.services.context import default_actor, now_us
 from meterdesk.services.events import record_event
 from meterdesk.services.shapes import exact_money, money
@@ -173,12 +173,16 @@ def record_usage(
         )
         # Insert first, ask later: a retry is rare, and the unique key on (customer, request id) says
         # whether this is one. Nothing prepared for a duplicate is written.
-        row = writer.prepare(entry)
-        entry_id = writer.insert_one(row)
-        if entry_id is not None:
-            balance = writer.flush().get(customer_row.id, context.balance)
-            return _result(customer_row, entry_id, False, row.charged, balance, row.period, row.late, writer)
-        stored = writer.existing([(customer_row.id, request_id)])[(customer_row.id, request_id)]
+        problem = writer.out_of_range([entry])[0]  # the period total after it, within the exact range?
+        if problem is None:
+            row = writer.prepare(entry)
+            entry_id = writer.insert_one(row)
+            if entry_id is not None:
+                balance = writer.flush().get(customer_row.id, context.balance)
+                return _result(customer_row, entry_id, False, row.charged, balance, row.period, row.late, writer)
+        stored = writer.existing([(customer_row.id, request_id)]).get((customer_row.id, request_id))
+        if stored is None:
+            raise problem  # not a retry: the entry itself would leave the exact range
         _duplicate_or_conflict(stored, entry)
         return _result(customer_row, stored.id, True, stored.charged, context.balance, stored.period, stored.late, writer)
 
@@ -569,6 +573,8 @@ class _Importer:
             writer = EntryWriter(connection, self.ledger, now, "import", self.actor)
             writer.lock_customers(entry.customer.id for entry in entries)
             writer.preload(entries)
+            if any(writer.out_of_range(entries)):
+                raise _RequestIdTaken  # a line would leave the exact range: the checked path rejects it
             if not writer.insert_new(writer.prepare_many(entries)):
                 raise _RequestIdTaken  # rolls the transaction back
             writer.flush(balances=False)
@@ -582,6 +588,8 @@ class _Importer:
             writer.preload([entry for _, entry in prepared if (entry.customer.id, entry.request_id) not in stored])
             seen: dict[tuple[int, str], NewEntry] = {}
             fresh: list[NewEntry] = []
+            fresh_lines: list[int] = []
+            repeated: dict[tuple[int, str], list[int]] = {}  # lines repeating a fresh line of this batch
             duplicates = 0
             for line, entry in prepared:
                 key = (entry.customer.id, entry.request_id)
@@ -592,13 +600,28 @@ class _Importer:
                     elif key in seen:
                         if _same_event(seen[key], entry):
                             duplicates += 1
+                            repeated.setdefault(key, []).append(line)
                         else:
                             raise Conflict(f"request_id: {entry.request_id!r} appears earlier in this file with a different event")
                     else:
                         seen[key] = entry
                         fresh.append(entry)
+                        fresh_lines.append(line)
                 except MeterdeskError as error:
                     self.result.reject(line, str(error))
+            # Lines that would take a period total out of the exact range are rejected, and so are their repeats.
+            problems = writer.out_of_range(fresh)
+            if any(problems):
+                kept = []
+                for line, entry, problem in zip(fresh_lines, fresh, problems):
+                    if problem is None:
+                        kept.append(entry)
+                        continue
+                    again = repeated.get((entry.customer.id, entry.request_id), [])
+                    duplicates -= len(again)
+                    for rejected_line in (line, *again):
+                        self.result.reject(rejected_line, str(problem))
+                fresh = kept
             writer.insert_many(writer.prepare_many(fresh))
             writer.flush(balances=False)
         self.result.recorded += len(fresh)
@@ -621,7 +644,7 @@ def _unknown(known: dict, values) -> set[str]:
 # and a UTC timestamp to the second such as "2026-11-03T10:00:00Z".
 _PLAIN_AMOUNT = re.compile(r"(\d{1,16})(?:\.(\d{1,6}))?")
 _UTC_SECOND = re.compile(r"(\d{4}-\d{2}-\d{2})T([01]\d|2[0-3]):([0-5]\d):([0-5]\d)Z")
-_MAX_SCALED = [int(MAX_AMOUNT) * 10**places for places in range(7)]
+_MAX_SCALED = [min(int(MAX_AMOUNT) * 10**places, MAX_SCALED) for places in range(7)]  # also the exact range
 _day_micros: dict[str, int] = {}
 
 

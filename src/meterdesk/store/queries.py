@@ -185,6 +185,27 @@ def subscription_starts(connection: Connection, customer_ids: list[int]) -> dict
     return found
 
 
+def period_quantities(connection: Connection, keys: set[tuple[int, int, str]]) -> dict[tuple[int, int, str], int]:
+    """The summed scaled quantity of each (customer id, unit id, period) in the daily rollup (absent: none)."""
+    found: dict[tuple[int, int, str], int] = {}
+    if not keys:
+        return found
+    periods = sorted({period for _, _, period in keys})
+    ids = sorted({customer_id for customer_id, _, _ in keys})
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        for customer_id, unit_id, period, quantity in fetch(
+            connection,
+            "SELECT customer_id, unit_id, period, sum(quantity) FROM usage_daily "
+            f"WHERE period IN ({', '.join('?' * len(periods))}) AND customer_id IN ({', '.join('?' * len(chunk))}) "
+            "GROUP BY customer_id, unit_id, period",
+            (*periods, *chunk),
+        ):
+            if (customer_id, unit_id, period) in keys:
+                found[(customer_id, unit_id, period)] = int(quantity)
+    return found
+
+
 def subscriptions_of_many(connection: Connection, customer_ids: list[int]) -> dict[int, list[SubscriptionRow]]:
     """Each customer's subscriptions, oldest first, in one query."""
     found: dict[int, list[SubscriptionRow]] = {}
