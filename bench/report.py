@@ -139,7 +139,7 @@ METHOD = """## How it is measured
 - **Baselines** for imports and reads run on a bare table with the parsed rows (customer, unit, quantity,
   occurred_at, period, request id), its unique key (customer, request id) and, for reads, the best
   covering index `(customer_id, period, unit_id, quantity)`.
-- **Durability**: SQLite in WAL mode with `synchronous=NORMAL` and a 128 MB page cache, as meterdesk opens it,
+- **Durability**: SQLite in WAL mode with `synchronous=FULL` (every commit synced before it is acknowledged) and a 128 MB page cache, as meterdesk opens it,
   for meterdesk and for the baselines. PostgreSQL 15 from the local server binaries with `fsync=on` and
   `synchronous_commit=on` (commits wait for the disk), shared_buffers 1 GB, max_wal_size 8 GB, the same server
   for meterdesk and the baselines (`bench/pg.py`).

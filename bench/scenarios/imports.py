@@ -124,7 +124,7 @@ def _sqlite(context: Context, path, rows, events, label: str) -> list[Result]:
         try:
             # The durability and cache meterdesk's own connections use (store/engine.py).
             connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA synchronous=FULL")
             connection.execute("PRAGMA cache_size=-131072")
             connection.execute(BARE_TABLE.format(id="INTEGER"))
             statement = BARE_INSERT.format(marks=", ".join("?" * 6))
@@ -140,7 +140,7 @@ def _sqlite(context: Context, path, rows, events, label: str) -> list[Result]:
         ledgers.copy_sqlite(base, floor)
         connection = sqlite3.connect(floor, isolation_level=None)
         try:
-            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-131072", "foreign_keys=OFF"):
+            for pragma in ("journal_mode=WAL", "synchronous=FULL", "cache_size=-131072", "foreign_keys=OFF"):
                 connection.execute(f"PRAGMA {pragma}")  # the fast lane's connection (store/engine.py, Ledger.write)
             statement = sqlite_insert_statement(int(time.time() * 1_000_000), "bench")
 

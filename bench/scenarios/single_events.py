@@ -95,7 +95,7 @@ def _sqlite_connect(path):
         connection = sqlite3.connect(path, isolation_level=None)
         # As meterdesk opens it (store/engine.py); WAL is a property of the file.
         connection.execute("PRAGMA foreign_keys=ON")
-        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA synchronous=FULL")
         connection.execute("PRAGMA cache_size=-131072")
         return connection
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from meterdesk.domain.errors import InvalidInput, MeterdeskError
 
 EXIT_USAGE = 2
+MAX_LIMIT = 2**63 - 1  # the largest LIMIT a database takes
 
 
 class _Parser(argparse.ArgumentParser):
@@ -530,8 +531,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         args.handler = cmd_gui
-    if getattr(args, "limit", 1) is not None and getattr(args, "limit", 1) < 1:
-        parser.error("argument --limit: must be at least 1")
+    if getattr(args, "limit", 1) is not None and not 1 <= getattr(args, "limit", 1) <= MAX_LIMIT:
+        parser.error(f"argument --limit: must be from 1 to {MAX_LIMIT}")
     try:
         return args.handler(args)
     except MeterdeskError as error:

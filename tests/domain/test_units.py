@@ -137,14 +137,16 @@ def test_correction_amount_may_be_zero():
 # --- request ids ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["r", "req-2026-11-03-0001", "a b", "x" * 255, "ünïcödé-✓", " padded "])
+@pytest.mark.parametrize("value", ["r", "req-2026-11-03-0001", "a b", "x" * 255, "ünïcödé-✓", "correction-ish", "x correction:1"])
 def test_valid_request_ids_are_kept_exactly(value):
     assert validate_request_id(value) == value
 
 
 @pytest.mark.parametrize(
     ("value", "problem"),
-    [("", "must not be empty"), ("   ", "must not be only whitespace"), ("x" * 256, "is 256 characters long"),
+    [("", "must not be empty"), ("   ", "must not begin or end with a space"), (" padded", "must not begin or end"),
+     ("padded ", "must not begin or end"), ("correction:1:reversal", "keeps those for the entries of corrections"),
+     ("\u00a0nbsp", "printable"), ("x" * 256, "is 256 characters long"),
      ("a\nb", "printable"), ("tab\there", "printable"), ("nul\x00", "printable"), ("\u200b", "printable"),
      (42, "must be text"), (None, "must be text")],
 )  # fmt: skip

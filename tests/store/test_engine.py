@@ -132,3 +132,12 @@ def test_only_a_sqlite_file_gets_a_checkpoint_thread(ledger):
             assert checkpoints is None
     finally:
         in_memory.close()
+
+
+def test_every_sqlite_ledger_connection_commits_durably(sqlite_ledger):
+    """SPEC 5: acknowledged means durable. In WAL mode synchronous=NORMAL may lose the last commits on power
+    loss; FULL (2) syncs the WAL at every commit — also on a bulk import's connections."""
+    with sqlite_ledger.read() as connection:
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+    with sqlite_ledger.write(foreign_keys=False) as connection:
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2

@@ -92,30 +92,38 @@ def period_of(ts: datetime, tz: tzinfo) -> Period:
     return Period.containing(ts, tz)
 
 
-def parse_timestamp(text: str, field: str = "occurred_at") -> datetime:
-    """Parse an ISO 8601 timestamp ("...Z", "...+01:00") or a date (midnight UTC) into an aware UTC datetime.
+def parse_timestamp(text: str, field: str = "occurred_at", timezone: tzinfo = UTC) -> datetime:
+    """Parse an ISO 8601 timestamp ("...Z", "...+01:00") or a date into an aware UTC datetime.
 
-    A timestamp without an offset is taken as UTC, the time meterdesk speaks everywhere. Aware or naive
-    datetime and date objects are accepted as well, so the Python API can pass them straight through.
+    A timestamp without an offset is wall-clock time in `timezone` (the ledger's billing time zone), a date
+    alone midnight there (SPEC 2 "Time"). Aware or naive datetime and date objects are accepted as well, so
+    the Python API can pass them straight through (a naive one is read in `timezone` too). An instant that
+    cannot be placed in UTC (year 1 east of Greenwich, year 9999 west of it) is InvalidInput, naming `field`.
     """
     if isinstance(text, datetime):
-        return _as_utc(text)
-    if isinstance(text, date):
-        return datetime(text.year, text.month, text.day, tzinfo=UTC)
-    if not isinstance(text, str):
+        parsed = text
+    elif isinstance(text, date):
+        parsed = datetime(text.year, text.month, text.day)
+    elif not isinstance(text, str):
         raise InvalidInput(field, f"must be an ISO 8601 timestamp ({_TIMESTAMP_EXAMPLE}), not {type(text).__name__}")
-    cleaned = text.strip()
-    if not cleaned:
-        raise InvalidInput(field, f"is empty; expected an ISO 8601 timestamp ({_TIMESTAMP_EXAMPLE})")
-    if cleaned[-1] in "zZ":
-        cleaned = cleaned[:-1] + "+00:00"
+    else:
+        cleaned = text.strip()
+        if not cleaned:
+            raise InvalidInput(field, f"is empty; expected an ISO 8601 timestamp ({_TIMESTAMP_EXAMPLE})")
+        if cleaned[-1] in "zZ":
+            cleaned = cleaned[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(cleaned)
+        except ValueError:
+            raise InvalidInput(
+                field, f"is not an ISO 8601 timestamp: {quote_input(text)} ({_TIMESTAMP_EXAMPLE})"
+            ) from None
+    if parsed.tzinfo is None or parsed.tzinfo.utcoffset(parsed) is None:
+        parsed = parsed.replace(tzinfo=timezone)
     try:
-        parsed = datetime.fromisoformat(cleaned)
-        return _as_utc(parsed)
-    except (ValueError, OverflowError):
-        raise InvalidInput(
-            field, f"is not an ISO 8601 timestamp: {quote_input(text)} ({_TIMESTAMP_EXAMPLE})"
-        ) from None
+        return parsed.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise InvalidInput(field, f"lies outside the years 1 to 9999 in UTC: {quote_input(text)}") from None
 
 
 def format_timestamp(dt: datetime) -> str:

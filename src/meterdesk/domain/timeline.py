@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -61,16 +61,17 @@ class Timeline:
 
 
 def parse_instant(value, field: str, timezone: ZoneInfo) -> int:
-    """A range boundary as microseconds: an int is taken as it is, a datetime as its instant, a date (or
-    'YYYY-MM-DD') as local midnight in the billing time zone, other text as an ISO 8601 timestamp."""
+    """A range boundary as microseconds: an int is taken as it is, an aware datetime as its instant, a date
+    (or 'YYYY-MM-DD') as local midnight in the billing time zone, other text as an ISO 8601 timestamp (without
+    a zone, wall-clock time in the billing time zone)."""
     if isinstance(value, bool):
         raise InvalidInput(field, "must be a date or a timestamp")
     if isinstance(value, int):
         return value
     if isinstance(value, datetime):
-        return to_micros(value)
+        return to_micros(parse_timestamp(value, field, timezone))
     if isinstance(value, date):
-        return to_micros(datetime.combine(value, time.min, tzinfo=timezone))
+        return to_micros(parse_timestamp(value, field, timezone))
     text = str(value).strip()
     if len(text) == 10:
         try:
@@ -78,7 +79,17 @@ def parse_instant(value, field: str, timezone: ZoneInfo) -> int:
         except ValueError:
             raise InvalidInput(field, f"{text!r} is not a date or timestamp") from None
         return parse_instant(day, field, timezone)
-    return to_micros(parse_timestamp(text, field))
+    return to_micros(parse_timestamp(text, field, timezone))
+
+
+def local_midnight(day: date | str, timezone: ZoneInfo) -> int:
+    """The first instant (microseconds) of a local day in the billing time zone, e.g. a subscription start."""
+    return _local_midnight(day if isinstance(day, date) else date.fromisoformat(day), timezone)
+
+
+@lru_cache(maxsize=4096)
+def _local_midnight(day: date, timezone: ZoneInfo) -> int:
+    return to_micros(datetime.combine(day, datetime.min.time(), tzinfo=timezone))
 
 
 @lru_cache(maxsize=4096)

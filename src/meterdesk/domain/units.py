@@ -14,10 +14,18 @@ from meterdesk.domain.money import decimal_places, parse_decimal
 UNIT_CODE_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 #: No single usage amount may exceed 10^15 (SPEC section 5).
 MAX_AMOUNT = Decimal(10) ** 15
+#: The ledger stores quantities as integers scaled by the unit's decimals, in 64 signed bits (SQLite INTEGER,
+#: PostgreSQL bigint): an entry, and a period total, must stay within this (SPEC 2 "Exact range").
+MAX_SCALED = 2**63 - 1
 #: A unit may let usage amounts carry 0..6 decimal places.
 MAX_UNIT_DECIMALS = 6
 MAX_UNIT_NAME_LENGTH = 200
 MAX_REQUEST_ID_LENGTH = 255
+#: Request ids starting so belong to the entries corrections write (`correction:<entry id>:reversal`).
+CORRECTION_PREFIX = "correction:"
+
+
+_MAX_EXACT_AMOUNT = [min(MAX_AMOUNT, Decimal(MAX_SCALED).scaleb(-places)) for places in range(MAX_UNIT_DECIMALS + 1)]
 
 
 class Aggregation(StrEnum):
@@ -72,29 +80,66 @@ def validate_usage_amount(unit: Unit, value: object, field: str = "amount") -> D
         if not fraction[unit.decimals :].strip("0"):
             fraction = fraction[: unit.decimals]
             number = Decimal(f"{match[1]}.{fraction}" if fraction else match[1])
-            if 0 < number <= MAX_AMOUNT:
+            if 0 < number <= _MAX_EXACT_AMOUNT[unit.decimals]:
                 return number
     number = parse_decimal(value, field, minimum=Decimal(0), exclusive_minimum=True, maximum=MAX_AMOUNT)
-    return _fit_unit_places(unit, number, field)
+    return _fit_exact_range(unit, _fit_unit_places(unit, number, field), field)
 
 
 def validate_correction_amount(unit: Unit, value: object, field: str = "new_amount") -> Decimal:
     """The new amount of a corrected entry: like a usage amount, except that 0 (drop the usage) is allowed."""
     number = parse_decimal(value, field, minimum=Decimal(0), maximum=MAX_AMOUNT)
-    return _fit_unit_places(unit, number, field)
+    return _fit_exact_range(unit, _fit_unit_places(unit, number, field), field)
+
+
+def max_exact_amount(decimals: int) -> Decimal:
+    """The largest amount the ledger stores exactly for a unit with `decimals` places (and at most 10^15)."""
+    return _MAX_EXACT_AMOUNT[decimals]
+
+
+def check_exact_total(unit: Unit, total: int, field: str = "amount") -> None:
+    """Refuse a period (or day) total, in scaled units, that the ledger could not store exactly."""
+    if not -MAX_SCALED <= total <= MAX_SCALED:
+        limit = format(Decimal(MAX_SCALED).scaleb(-unit.decimals), "f")
+        raise InvalidInput(
+            field,
+            f"would take the period total of unit '{unit.code}' to {format(Decimal(total).scaleb(-unit.decimals), 'f')}, "
+            f"beyond the {limit} the ledger stores exactly",
+        )
+
+
+def _fit_exact_range(unit: Unit, number: Decimal, field: str) -> Decimal:
+    if number > _MAX_EXACT_AMOUNT[unit.decimals]:
+        limit = format(_MAX_EXACT_AMOUNT[unit.decimals], "f")
+        raise InvalidInput(
+            field, f"{format(number, 'f')} is more than unit '{unit.code}' ({unit.decimals} decimals) stores exactly: at most {limit}"
+        )
+    return number
 
 
 def validate_request_id(value: object, field: str = "request_id") -> str:
-    """A request id: 1..255 printable characters, not only whitespace. Kept exactly as given (it is a key)."""
+    """A request id of usage or credits: an id (`validate_id`) outside the namespace meterdesk keeps for the
+    entries a correction writes (CORRECTION_PREFIX), so that no request id can ever take one of theirs."""
+    value = validate_id(value, field)
+    if value.startswith(CORRECTION_PREFIX):
+        raise InvalidInput(
+            field, f"must not start with {CORRECTION_PREFIX!r}: meterdesk keeps those for the entries of corrections"
+        )
+    return value
+
+
+def validate_id(value: object, field: str = "id") -> str:
+    """A customer id or request id (SPEC 2 "Ids"): 1..255 printable characters with no leading or trailing
+    whitespace. Kept exactly as given (it is a key): nothing is stripped, a padded id is refused."""
     if not isinstance(value, str):
         raise InvalidInput(field, f"must be text, not {type(value).__name__}")
     if not value:
         raise InvalidInput(field, "must not be empty")
     if len(value) > MAX_REQUEST_ID_LENGTH:
         raise InvalidInput(field, f"is {len(value)} characters long; at most {MAX_REQUEST_ID_LENGTH} allowed")
-    if not value.strip():
-        raise InvalidInput(field, "must not be only whitespace")
     if value.isprintable():
+        if value[0] == " " or value[-1] == " ":  # the one whitespace character str.isprintable lets through
+            raise InvalidInput(field, f"must not begin or end with a space; got {value!r}")
         return value
     for position, character in enumerate(value):
         if not character.isprintable():

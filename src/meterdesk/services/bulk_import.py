@@ -27,7 +27,7 @@ from itertools import repeat
 from operator import floordiv, itemgetter
 from typing import NamedTuple
 
-from meterdesk.domain.units import MAX_REQUEST_ID_LENGTH, Aggregation
+from meterdesk.domain.units import CORRECTION_PREFIX, MAX_REQUEST_ID_LENGTH, Aggregation
 from meterdesk.store.writer import EntryWriter, NewEntry, StoredEntry
 from meterdesk.store.codec import decode_quantity
 from meterdesk.store.engine import Ledger
@@ -131,6 +131,9 @@ class ColumnReader:
         occurred = self._times(times, now)
         if occurred is None:
             return None
+        starts = self.importer.starts  # filled by its customer lookups
+        if min(occurred) < max(starts.get(customer_id, 0) for customer_id in set(customer_ids)):
+            return None  # a line may lie before its customer's subscription start: the general path says
         if self.width == 6:
             note_column = columns[5]
             if any(note_column):
@@ -213,9 +216,14 @@ class ColumnReader:
         lengths = list(map(len, request_ids))
         if min(lengths) < 1 or max(lengths) > MAX_REQUEST_ID_LENGTH:
             return False
-        if not "".join(request_ids).isprintable():  # also: no commas or line breaks hidden in one
+        joined = ",".join(request_ids)  # the ids hold no commas: the line was split at them
+        if not joined.isprintable():  # also: no line breaks hidden in one
             return False
-        return min(map(len, map(str.strip, request_ids))) > 0  # not only whitespace
+        # Printable whitespace is a space: none may begin or end an id (SPEC 2 "Ids"). Nor may an id take a
+        # correction's request id (units.CORRECTION_PREFIX). The general path words either error.
+        if joined[0] == " " or joined[-1] == " " or " ," in joined or ", " in joined:
+            return False
+        return CORRECTION_PREFIX not in joined
 
     def _times(self, texts, now: int) -> list[int] | None:
         joined = "\n".join(texts) + "\n"
@@ -293,6 +301,8 @@ def write_columns(importer, batch: ColumnBatch, now: int, *, expect_new: bool) -
             # PostgreSQL inserts one slice while the next is priced, and the rollup is added up meanwhile.
             if not _insert(connection, count, chunks, now, importer.actor, book_rollup):
                 raise _NotForTheFastLane  # a request id was taken after all (a racing import)
+            if not _within_exact_range(connection, writer._rollup, name, units):
+                raise _NotForTheFastLane  # the general path rejects the lines that would leave it, one by one
             if connection.dialect.name == "postgresql":
                 _upsert_rollup(connection, writer._rollup)
                 writer._rollup.clear()
@@ -300,6 +310,21 @@ def write_columns(importer, batch: ColumnBatch, now: int, *, expect_new: bool) -
     except _NotForTheFastLane:
         return None
     return Outcome(count, duplicates, rejected)
+
+
+def _within_exact_range(connection, rollup: dict, name: str, units: dict) -> bool:
+    """Whether every period total of the batch's customers and units stays within the exact range (SPEC 2):
+    what the period holds already plus what the batch adds (its rollup, keyed by customer, period, unit,
+    day)."""
+    from meterdesk.domain.units import MAX_SCALED
+    from meterdesk.store.queries import period_quantities
+
+    added: dict[tuple[int, int, str], int] = {}
+    for (customer_id, _, unit_id, _), counts in rollup.items():
+        key = (customer_id, unit_id, name)
+        added[key] = added.get(key, 0) + counts[0]
+    stored = period_quantities(connection, set(added))
+    return all(stored.get(key, 0) + quantity <= MAX_SCALED for key, quantity in added.items())
 
 
 def _customers(importer, connection, ids: set[int]) -> dict:

@@ -15,7 +15,7 @@ from meterdesk.domain.errors import Conflict, InvalidInput, NotFound
 from meterdesk.domain.money import parse_decimal
 from meterdesk.domain.periods import Period, to_micros
 from meterdesk.domain.plans import Plan, plan_from_dict, plan_to_dict
-from meterdesk.domain.units import Aggregation, Unit, validate_request_id
+from meterdesk.domain.units import Aggregation, Unit, validate_id
 from meterdesk.services.audit import record_audit
 from meterdesk.services.context import default_actor, now_us
 from meterdesk.services.shapes import money
@@ -212,7 +212,7 @@ class CustomerInfo:
 
 
 def validate_customer_id(value: str) -> str:
-    return validate_request_id(value, "id")
+    return validate_id(value, "id")
 
 
 def validate_name(value: str, field: str = "name") -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from meterdesk.domain.errors import Conflict, InvalidInput, NotFound
-from meterdesk.domain.units import validate_correction_amount
+from meterdesk.domain.units import CORRECTION_PREFIX, validate_correction_amount
 from meterdesk.services.audit import record_audit
 from meterdesk.services.context import default_actor, now_us
 from meterdesk.services.usage import validate_note, validate_source
@@ -25,6 +25,17 @@ class CorrectionResult:
 
     def to_json(self) -> dict:
         return {"reversal_id": self.reversal_id, "replacement_id": self.replacement_id}
+
+
+def _free_request_id(writer: EntryWriter, customer_id: int, wanted: str) -> str:
+    """The request id of a correction's entry: `wanted`, a name in the namespace no usage request id may
+    take (units.CORRECTION_PREFIX). A ledger from before that rule may hold usage under it; then the next
+    free `wanted:2`, `wanted:3`, ... (the customer is locked: nobody takes one meanwhile)."""
+    candidate, n = wanted, 1
+    while writer.existing([(customer_id, candidate)]):
+        n += 1
+        candidate = f"{wanted}:{n}"
+    return candidate
 
 
 def parse_entry_id(value) -> int:
@@ -73,15 +84,20 @@ def correct_entry(
         old_amount = decode_quantity(original.quantity, unit.unit.decimals)
         reversal = NewEntry(
             customer, unit, old_amount, original.quantity, original.occurred_at,
-            f"correction:{entry_id}:reversal", reason, kind="reversal", corrects_id=entry_id,
+            _free_request_id(writer, customer.id, f"{CORRECTION_PREFIX}{entry_id}:reversal"), reason,
+            kind="reversal", corrects_id=entry_id,
         )
-        reversal_id = writer.insert_one(writer.prepare(reversal))
-        replacement_id = None
+        replacement = None
         if amount:
             replacement = NewEntry(
                 customer, unit, amount, encode_quantity(amount, unit.unit.decimals), original.occurred_at,
-                f"correction:{entry_id}:replacement", reason, corrects_id=entry_id,
+                _free_request_id(writer, customer.id, f"{CORRECTION_PREFIX}{entry_id}:replacement"), reason,
+                corrects_id=entry_id,
             )
+        writer.check_range([reversal] if replacement is None else [reversal, replacement])
+        reversal_id = writer.insert_one(writer.prepare(reversal))
+        replacement_id = None
+        if replacement is not None:
             replacement_id = writer.insert_one(writer.prepare(replacement))
         if reversal_id is None or (amount and replacement_id is None):
             raise Conflict(f"entry_id: entry {entry_id} was corrected concurrently; reload and correct its replacement")

@@ -60,7 +60,7 @@ def grant_credits(
     value = parse_decimal(amount, "amount", max_places=6, minimum=Decimal(0), exclusive_minimum=True, maximum=Decimal(10) ** 15)
     micro = encode_money(value)
     now = now_us()
-    granted = parse_occurred_at(granted_at, now, "granted_at")
+    granted = parse_occurred_at(granted_at, now, "granted_at", ledger.timezone)
     with ledger.write() as connection:
         row = customer_by_external_id(connection, customer, lock=True)
         if not row.prepaid:

@@ -13,6 +13,7 @@ from meterdesk.services.shapes import exact_money, plain, timestamp
 from meterdesk.domain.timeline import parse_instant
 from meterdesk.store.codec import decode_money, decode_quantity
 from meterdesk.store.engine import Ledger
+from meterdesk.store.queries import customer_by_external_id, unit_by_code
 from meterdesk.store.schema import customers, units, usage_entries
 
 KINDS = ("usage", "reversal")
@@ -38,6 +39,8 @@ class EntryFilter:
             raise InvalidInput("kind", f"must be usage or reversal, not {kind!r}")
         if period:
             period = str(Period.parse(period))
+        if customer or unit:
+            _check_known(ledger, customer or None, unit or None)
         return cls(
             customer=customer or None,
             unit=unit or None,
@@ -76,6 +79,16 @@ class EntryFilter:
         if self.chain is not None:
             query = query.where(or_(e.c.id == self.chain, e.c.corrects_id == self.chain))
         return query
+
+
+def _check_known(ledger: Ledger, customer: str | None, unit: str | None) -> None:
+    """NotFound naming the field when the filter names a customer or unit the ledger does not have: a
+    filter on a typo would otherwise show an empty ledger as if that were the answer."""
+    with ledger.read() as connection:
+        if customer is not None:
+            customer_by_external_id(connection, customer)
+        if unit is not None:
+            unit_by_code(connection, unit, ledger.cache)
 
 
 def _instant(value, field: str, ledger: Ledger) -> int | None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import re
 
-from meterdesk.domain.units import MAX_AMOUNT
+from meterdesk.domain.units import MAX_AMOUNT, MAX_SCALED
 
 _PLAIN_AMOUNT = re.compile(r"(\d{1,16})(?:\.(\d{1,6}))?")
-_MAX_SCALED = [int(MAX_AMOUNT) * 10**places for places in range(7)]
+_MAX_SCALED = [min(int(MAX_AMOUNT) * 10**places, MAX_SCALED) for places in range(7)]  # also the exact range
 
 
 def _plain_quantity(value, decimals: int) -> int | None:

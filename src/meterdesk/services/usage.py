@@ -11,7 +11,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal
 from functools import lru_cache
 from itertools import chain, islice
@@ -21,17 +21,18 @@ from pathlib import Path
 from sqlalchemy import select
 
 from meterdesk.domain.errors import Conflict, InvalidInput, MeterdeskError, NotFound, Unavailable
-from meterdesk.domain.periods import MAX_FUTURE_SKEW, check_not_future, from_micros, parse_timestamp, to_micros
+from meterdesk.domain.periods import MAX_FUTURE_SKEW, check_not_future, format_timestamp, from_micros, parse_timestamp, to_micros
 from meterdesk.domain.units import validate_request_id, validate_usage_amount
 from meterdesk.services.context import default_actor, now_us
 from meterdesk.store.events import record_event
 from meterdesk.services.plain_values import _MAX_SCALED, _plain_quantity
 from meterdesk.services.shapes import exact_money, money
+from meterdesk.domain.timeline import local_midnight
 from meterdesk.services.bulk_import import FAST_COLUMNS, ColumnBatch, ColumnReader, by_customer, write_columns
 from meterdesk.store.writer import EntryWriter, NewEntry, duplicate_or_conflict, over_limit
 from meterdesk.store.codec import decode_money, decode_quantity, encode_quantity
 from meterdesk.store.engine import BackgroundCheckpoints, Ledger
-from meterdesk.store.queries import CustomerRow, UnitRow, customer_from_row, unit_by_code, unit_by_id
+from meterdesk.store.queries import CustomerRow, UnitRow, customer_from_row, subscription_starts, unit_by_code, unit_by_id
 from meterdesk.store.schema import SOURCES, customers
 
 MAX_NOTE_LENGTH = 2000
@@ -82,15 +83,29 @@ def validate_source(source: str) -> str:
     return source
 
 
-def parse_occurred_at(value, now: int, field: str = "occurred_at") -> int | None:
-    """An occurred_at as microseconds (None: now); refuses garbage and the future (+5 min skew)."""
+def parse_occurred_at(value, now: int, field: str = "occurred_at", timezone: tzinfo = UTC) -> int | None:
+    """An occurred_at as microseconds (None: now); refuses garbage, the future (+5 min skew) and anything
+    before 1970 (no subscription starts earlier). Without a zone, wall-clock time in `timezone`, the
+    ledger's billing time zone; a date alone, midnight there."""
     if value is None or value == "":
         return None
-    instant = parse_timestamp(value, field)
+    instant = parse_timestamp(value, field, timezone)
     micros = to_micros(instant)
     if micros > now + MAX_FUTURE_SKEW_US:
         check_not_future(instant, from_micros(now), field)  # raises, with the domain's message
+    if micros < 0:
+        raise InvalidInput(field, f"{format_timestamp(instant)} is before 1970-01-01, the earliest time the ledger records")
     return micros
+
+
+def check_not_before_start(occurred: int, start: int | None, timezone: tzinfo, field: str = "occurred_at") -> None:
+    """Refuse usage before the customer's subscription start (`start`: microseconds of its first local
+    midnight; None: no subscription start is known, nothing to check)."""
+    if start is not None and occurred < start:
+        day = from_micros(start).astimezone(timezone).date().isoformat()
+        raise InvalidInput(
+            field, f"{format_timestamp(from_micros(occurred))} is before the customer's subscription start {day}"
+        )
 
 
 def record_usage(
@@ -111,7 +126,7 @@ def record_usage(
     request_id = validate_request_id(request_id)
     note = validate_note(note)
     now = now_us()
-    occurred = parse_occurred_at(occurred_at, now)
+    occurred = parse_occurred_at(occurred_at, now, timezone=ledger.timezone)
     unit_row = ledger.cache.get(("unit", unit))
     if unit_row is not None:
         recorded = record_event(ledger, customer, unit_row, amount, request_id, occurred, now, note, source, actor)
@@ -138,6 +153,7 @@ def record_usage(
         if unit_row is None:
             raise NotFound(f"unit: unknown unit {unit!r}")
         quantity_amount = validate_usage_amount(unit_row.unit, amount)
+        check_not_before_start(occurred if occurred is not None else now, _start_of(connection, ledger, customer_row.id), ledger.timezone)
         entry = NewEntry(
             customer_row,
             unit_row,
@@ -149,14 +165,24 @@ def record_usage(
         )
         # Insert first, ask later: a retry is rare, and the unique key on (customer, request id) says
         # whether this is one. Nothing prepared for a duplicate is written.
-        row = writer.prepare(entry)
-        entry_id = writer.insert_one(row)
-        if entry_id is not None:
-            balance = writer.flush().get(customer_row.id, context.balance)
-            return _result(customer_row, entry_id, False, row.charged, balance, row.period, row.late, writer)
-        stored = writer.existing([(customer_row.id, request_id)])[(customer_row.id, request_id)]
+        problem = writer.out_of_range([entry])[0]  # the period total after it, within the exact range?
+        if problem is None:
+            row = writer.prepare(entry)
+            entry_id = writer.insert_one(row)
+            if entry_id is not None:
+                balance = writer.flush().get(customer_row.id, context.balance)
+                return _result(customer_row, entry_id, False, row.charged, balance, row.period, row.late, writer)
+        stored = writer.existing([(customer_row.id, request_id)]).get((customer_row.id, request_id))
+        if stored is None:
+            raise problem  # not a retry: the entry itself would leave the exact range
         duplicate_or_conflict(stored, entry)
         return _result(customer_row, stored.id, True, stored.charged, context.balance, stored.period, stored.late, writer)
+
+
+def _start_of(connection, ledger: Ledger, customer_id: int) -> int | None:
+    """The first instant of the customer's first subscription, None without one."""
+    day = subscription_starts(connection, [customer_id]).get(customer_id)
+    return None if day is None else local_midnight(day, ledger.timezone)
 
 
 def _default_actor(program: str) -> str:
@@ -375,6 +401,7 @@ class _Importer:
         self.customers: dict[str, CustomerRow | None] = {}
         self.units: dict[str, UnitRow | None] = {}
         self.customers_by_id: dict[int, CustomerRow] = {}
+        self.starts: dict[int, int] = {}  # customer row id -> first instant of its first subscription
         self.units_by_id: dict[int, UnitRow] = {}
         self.expect_new = False
         self.checkpoints = checkpoints  # the import's checkpoint thread (SQLite), for each batch's write
@@ -388,6 +415,9 @@ class _Importer:
                 chunk = missing[start : start + 1000]
                 for row in connection.execute(select(customers).where(customers.c.external_id.in_(chunk))):
                     self.customers[row.external_id] = customer_from_row(row)
+            loaded = [self.customers[i].id for i in missing if self.customers.get(i) is not None]
+            zone = self.ledger.timezone
+            self.starts.update((key, local_midnight(day, zone)) for key, day in subscription_starts(connection, loaded).items())
         for i in missing:
             self.customers.setdefault(i, None)
 
@@ -485,7 +515,8 @@ class _Importer:
             if known is None:
                 known = _plain_amount(raw_amount, unit.unit.decimals)
             occurred = _utc_seconds(raw_time, now) if raw_time else None
-            if known is not None and (occurred is not None or not raw_time) and type(raw_request_id) is str:
+            if (known is not None and (occurred is not None or not raw_time) and type(raw_request_id) is str
+                    and (occurred if occurred is not None else now) >= self.starts.get(customer.id, 0)):
                 return NewEntry(customer, unit, known[1], known[0], occurred, validate_request_id(raw_request_id),
                                 validate_note(note) if note else None)
         customer_id = str(customer_text or "").strip()
@@ -510,7 +541,8 @@ class _Importer:
         request_id = validate_request_id(raw_request_id if raw_request_id is not None else "")
         occurred = _utc_seconds(raw_time, now)
         if occurred is None:
-            occurred = parse_occurred_at(raw_time.strip() or None if isinstance(raw_time, str) else raw_time, now)
+            occurred = parse_occurred_at(raw_time.strip() or None if isinstance(raw_time, str) else raw_time, now, timezone=self.ledger.timezone)
+        check_not_before_start(occurred if occurred is not None else now, self.starts.get(customer.id), self.ledger.timezone)
         return NewEntry(customer, unit, amount, quantity, occurred, request_id, validate_note(note))
 
     def _write(self, prepared: list[tuple[int, NewEntry]], now: int) -> None:
@@ -533,6 +565,8 @@ class _Importer:
             writer = EntryWriter(connection, self.ledger, now, "import", self.actor)
             writer.lock_customers(entry.customer.id for entry in entries)
             writer.preload(entries)
+            if any(writer.out_of_range(entries)):
+                raise _RequestIdTaken  # a line would leave the exact range: the checked path rejects it
             if not writer.insert_new(writer.prepare_many(entries)):
                 raise _RequestIdTaken  # rolls the transaction back
             writer.flush(balances=False)
@@ -546,6 +580,8 @@ class _Importer:
             writer.preload([entry for _, entry in prepared if (entry.customer.id, entry.request_id) not in stored])
             seen: dict[tuple[int, str], NewEntry] = {}
             fresh: list[NewEntry] = []
+            fresh_lines: list[int] = []
+            repeated: dict[tuple[int, str], list[int]] = {}  # lines repeating a fresh line of this batch
             duplicates = 0
             for line, entry in prepared:
                 key = (entry.customer.id, entry.request_id)
@@ -556,13 +592,28 @@ class _Importer:
                     elif key in seen:
                         if _same_event(seen[key], entry):
                             duplicates += 1
+                            repeated.setdefault(key, []).append(line)
                         else:
                             raise Conflict(f"request_id: {entry.request_id!r} appears earlier in this file with a different event")
                     else:
                         seen[key] = entry
                         fresh.append(entry)
+                        fresh_lines.append(line)
                 except MeterdeskError as error:
                     self.result.reject(line, str(error))
+            # Lines that would take a period total out of the exact range are rejected, and so are their repeats.
+            problems = writer.out_of_range(fresh)
+            if any(problems):
+                kept = []
+                for line, entry, problem in zip(fresh_lines, fresh, problems):
+                    if problem is None:
+                        kept.append(entry)
+                        continue
+                    again = repeated.get((entry.customer.id, entry.request_id), [])
+                    duplicates -= len(again)
+                    for rejected_line in (line, *again):
+                        self.result.reject(rejected_line, str(problem))
+                fresh = kept
             writer.insert_many(writer.prepare_many(fresh))
             writer.flush(balances=False)
         self.result.recorded += len(fresh)

@@ -28,7 +28,8 @@ from bisect import bisect_right
 from meterdesk.domain.errors import InvalidInput
 from meterdesk.domain.plans import plan_from_dict
 from meterdesk.domain.pricing import RunningCharge
-from meterdesk.domain.units import Aggregation, validate_usage_amount
+from meterdesk.domain.timeline import local_midnight
+from meterdesk.domain.units import MAX_SCALED, Aggregation, validate_usage_amount
 from meterdesk.store.writer import ENTRY_COLUMNS, INSERT_ONE, PEAK_UPDATE, ROLLUP_NAMES, ROLLUP_UPSERT
 from meterdesk.store.codec import encode_quantity
 from meterdesk.store.engine import Ledger
@@ -42,10 +43,17 @@ MAX_REMEMBERED_CONTEXTS = 10_000
 class _Context:
     """One customer, unit and period as an event sees them: mutable, moved by this path's own commits."""
 
-    __slots__ = ("customer", "prepaid", "last_closed", "charge", "total", "running")
+    __slots__ = ("customer", "prepaid", "last_closed", "charge", "total", "running", "starts", "quantity")
 
-    def __init__(self, customer: CustomerRow, last_closed: str | None, charge, total: int, running: RunningCharge | None) -> None:
+    def __init__(self, customer: CustomerRow, last_closed: str | None, charge, total: int, running: RunningCharge | None,
+                 starts: int | None = None) -> None:
         self.customer = customer
+        # The first instant of the subscription pricing the period; None without one. Usage before it
+        # takes the general path, which refuses it or finds an earlier subscription that covers it.
+        self.starts = starts
+        # The period's summed scaled quantity, which must stay within the exact range (SPEC 2): the total of
+        # a `sum` unit, read apart (`PERIOD_QUANTITY`) for the others.
+        self.quantity = total
         self.prepaid = customer.prepaid
         self.last_closed = last_closed
         self.charge = charge  # the plan's charge for the unit, None when nothing prices it
@@ -131,7 +139,8 @@ def _context_from_row(ledger: Ledger, connection, row, unit: UnitRow) -> tuple[_
             charge = _plan_version(ledger, connection, row[14]).plan.charge_for(unit.code)
     if customer.prepaid and charge is not _NEEDS_GENERAL_PATH:
         running = RunningCharge(charge, 0 if unit.unit.aggregation is Aggregation.COUNT else unit.unit.decimals, total)
-    return _Context(customer, row[8], charge, total, running), row[16]
+    starts = local_midnight(row[12], ledger.timezone) if row[9] is not None else None
+    return _Context(customer, row[8], charge, total, running, starts), row[16]
 
 
 _NEEDS_GENERAL_PATH = object()
@@ -191,6 +200,8 @@ def _record_sqlite(ledger, connection, driver, external_id, unit, quantity, inst
         if not rows:
             return None  # unknown customer: the general path says so
         context, balance = _context_from_row(ledger, connection, rows[0], unit)
+        if unit.unit.aggregation is not Aggregation.SUM:
+            context.quantity = int(execute(PERIOD_QUANTITY, (name, context.customer.id, unit.id)).fetchone()[0] or 0)
         if len(session.contexts) >= MAX_REMEMBERED_CONTEXTS:
             session.forget()
         session.contexts[key] = context
@@ -198,10 +209,14 @@ def _record_sqlite(ledger, connection, driver, external_id, unit, quantity, inst
     customer = context.customer
     if context.last_closed is not None and name <= context.last_closed or context.charge is _NEEDS_GENERAL_PATH:
         return None  # late usage: placed by the general path
+    if context.starts is None or instant < context.starts:
+        return None  # before the subscription's start: the general path decides
     balance = session.balances[customer.id]
     prepaid = context.prepaid
     if prepaid and balance is None:
         return None
+    if context.quantity + quantity > MAX_SCALED:
+        return None  # beyond the exact range: the general path refuses it
     charged, after = _priced(context, unit, quantity)
     # No RETURNING: the statement's change count says whether the request id was free, the rowid is the
     # entry's id, and the balance after the charge is known (nobody else wrote: see _Session).
@@ -218,6 +233,7 @@ def _record_sqlite(ledger, connection, driver, external_id, unit, quantity, inst
         balance -= charged
     execute("COMMIT")
     context.total = after
+    context.quantity += quantity
     if context.running is not None:
         context.running.move_to(after)
     if prepaid:
@@ -226,6 +242,12 @@ def _record_sqlite(ledger, connection, driver, external_id, unit, quantity, inst
 
 
 SQLITE_INSERT = INSERT_ONE.removesuffix(" RETURNING id")
+# The summed scaled quantity of a customer's unit in a period (the total of a `sum` unit comes with the context).
+PERIOD_QUANTITY = "SELECT sum(quantity) FROM usage_daily WHERE period = ? AND customer_id = ? AND unit_id = ?"
+PERIOD_QUANTITY_BY_EXTERNAL_ID = (
+    "SELECT sum(d.quantity) FROM usage_daily d JOIN customers c ON c.id = d.customer_id "
+    "WHERE d.period = ? AND c.external_id = ? AND d.unit_id = ?"
+)
 SQLITE_ROLLUP = f"INSERT INTO usage_daily ({ROLLUP_NAMES}) VALUES ({', '.join('?' * 10)}) {ROLLUP_UPSERT} max({PEAK_UPDATE})"
 SQLITE_CHARGE = "UPDATE customer_balances SET charged = charged + ?, balance = balance - ? WHERE customer_id = ?"
 
@@ -237,16 +259,25 @@ def _record_postgresql(ledger, connection, driver, external_id, unit, quantity, 
     sql, params = _context_sql(ledger, external_id, unit, period)
     # The lock first, the context in the next statement: a statement that waited for the lock would
     # still see the snapshot from before the wait (READ COMMITTED). Sent together: one round trip.
+    summed = unit.unit.aggregation is not Aggregation.SUM
     with driver.pipeline():
         driver.execute("BEGIN")
         driver.execute(_percent_style(LOCK_CUSTOMER), (external_id,))
         cursor = driver.execute(_percent_style(sql), params)
+        if summed:  # after the customer's lock, in the same round trip
+            sums = driver.execute(_percent_style(PERIOD_QUANTITY_BY_EXTERNAL_ID), (name, external_id, unit.id))
     rows = cursor.fetchall()
     if not rows:
         return None
     context, balance = _context_from_row(ledger, connection, rows[0], unit)
+    if summed:
+        context.quantity = int(sums.fetchone()[0] or 0)
+    if context.quantity + quantity > MAX_SCALED:
+        return None
     customer = context.customer
     if context.last_closed is not None and name <= context.last_closed or context.charge is _NEEDS_GENERAL_PATH:
+        return None
+    if context.starts is None or instant < context.starts:
         return None
     if customer.prepaid and balance is None:
         return None

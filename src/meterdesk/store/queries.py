@@ -168,6 +168,44 @@ def subscriptions_of(connection: Connection, customer_id: int) -> list[Subscript
     return subscriptions_of_many(connection, [customer_id]).get(customer_id, [])
 
 
+def subscription_starts(connection: Connection, customer_ids: list[int]) -> dict[int, date]:
+    """Each customer's first subscription start (the earliest day usage may occur), in one query per
+    thousand customers; a customer without a subscription is left out."""
+    found: dict[int, date] = {}
+    ids = sorted(set(customer_ids))
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        rows = fetch(
+            connection,
+            f"SELECT customer_id, min(starts_on) FROM subscriptions WHERE customer_id IN ({', '.join('?' * len(chunk))}) "
+            "GROUP BY customer_id",
+            chunk,
+        )
+        found.update((customer_id, date.fromisoformat(day)) for customer_id, day in rows)
+    return found
+
+
+def period_quantities(connection: Connection, keys: set[tuple[int, int, str]]) -> dict[tuple[int, int, str], int]:
+    """The summed scaled quantity of each (customer id, unit id, period) in the daily rollup (absent: none)."""
+    found: dict[tuple[int, int, str], int] = {}
+    if not keys:
+        return found
+    periods = sorted({period for _, _, period in keys})
+    ids = sorted({customer_id for customer_id, _, _ in keys})
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        for customer_id, unit_id, period, quantity in fetch(
+            connection,
+            "SELECT customer_id, unit_id, period, sum(quantity) FROM usage_daily "
+            f"WHERE period IN ({', '.join('?' * len(periods))}) AND customer_id IN ({', '.join('?' * len(chunk))}) "
+            "GROUP BY customer_id, unit_id, period",
+            (*periods, *chunk),
+        ):
+            if (customer_id, unit_id, period) in keys:
+                found[(customer_id, unit_id, period)] = int(quantity)
+    return found
+
+
 def subscriptions_of_many(connection: Connection, customer_ids: list[int]) -> dict[int, list[SubscriptionRow]]:
     """Each customer's subscriptions, oldest first, in one query."""
     found: dict[int, list[SubscriptionRow]] = {}

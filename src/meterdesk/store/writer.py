@@ -21,8 +21,9 @@ from sqlalchemy.engine import Connection
 
 from meterdesk.domain.errors import Conflict
 from meterdesk.domain.periods import Period
+from meterdesk.domain.errors import InvalidInput
 from meterdesk.domain.pricing import RunningCharge
-from meterdesk.domain.units import Aggregation
+from meterdesk.domain.units import Aggregation, check_exact_total
 from meterdesk.store.codec import decode_quantity
 from meterdesk.store.engine import Ledger
 from meterdesk.store.queries import (
@@ -38,6 +39,7 @@ from meterdesk.store.queries import (
     run_many,
     last_closed_period,
     period_quantity,
+    period_quantities,
     plan_version_in_force,
     subscriptions_of_many,
 )
@@ -156,6 +158,7 @@ class EntryWriter:
         # Micro-units each customer's balance is charged by the prepared entries, applied by `flush`.
         self.balance_deltas: dict[int, int] = defaultdict(int)
         self._peaks_to_recount: set[tuple[int, str, int, str, int, int]] = set()
+        self._range_totals: dict[tuple[int, int, str], int] = {}  # (customer, unit, period) -> scaled sum, see out_of_range
 
     # -- locking and lookups --------------------------------------------------------------------
     def begin_event(self, external_id: str, unit: UnitRow | None, occurred_at: int) -> EventContext:
@@ -590,6 +593,41 @@ class EntryWriter:
             )
             .values(peak=peak)
         )
+
+    # -- exact range (SPEC 2 "Exact range") ---------------------------------------------------------
+    def out_of_range(self, entries: Iterable[NewEntry]) -> list[InvalidInput | None]:
+        """For each entry in order: None when its billed period's total of scaled quantities (customer and
+        unit; the rollup's day totals are parts of it) still fits the exact range after it, else the error.
+        A refused entry does not count for the ones after it, so the caller writes exactly the others.
+        One query for all the totals not known yet in this transaction."""
+        entries = list(entries)
+        keys = []
+        timeline, now = self.timeline, self.now_us
+        for entry in entries:
+            occurred = entry.occurred_at if entry.occurred_at is not None else now
+            keys.append((entry.customer.id, entry.unit.id, timeline.name(self.placement(entry.customer, occurred).period)))
+        totals = self._range_totals
+        missing = set(keys).difference(totals)
+        if missing:
+            found = period_quantities(self.connection, missing)
+            totals.update((key, found.get(key, 0)) for key in missing)
+        errors: list[InvalidInput | None] = []
+        for entry, key in zip(entries, keys):
+            after = totals[key] + (entry.quantity if entry.kind == "usage" else -entry.quantity)
+            try:
+                check_exact_total(entry.unit.unit, after)
+            except InvalidInput as error:
+                errors.append(error)
+                continue
+            totals[key] = after
+            errors.append(None)
+        return errors
+
+    def check_range(self, entries: Iterable[NewEntry]) -> None:
+        """InvalidInput when any of the entries would leave the exact range (see `out_of_range`)."""
+        for error in self.out_of_range(entries):
+            if error is not None:
+                raise error
 
     def balance(self, customer_id: int) -> int:
         return self.connection.execute(

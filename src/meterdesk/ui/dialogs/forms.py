@@ -163,7 +163,7 @@ class CustomerDialog(FormDialog):
 
     def work(self):
         actor = self.desk.actor()
-        customer_id, name, email, limit = self.customer_id.text().strip(), self.name.text(), self.email.text(), self.credit_limit.text().strip()
+        customer_id, name, email, limit = self.customer_id.text(), self.name.text(), self.email.text(), self.credit_limit.text().strip()
         if self.existing is not None:
             return lambda ledger, job: update_customer(ledger, customer_id, name=name, email=email, credit_limit=limit, actor=actor)
         plan, prepaid = self.plan.currentData(), self.prepaid.isChecked()
