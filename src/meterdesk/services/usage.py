@@ -22,7 +22,9 @@ from sqlalchemy import select
 
 from meterdesk.domain.errors import Conflict, InvalidInput, MeterdeskError, NotFound, Unavailable
 from meterdesk.domain.periods import MAX_FUTURE_SKEW, check_not_future, from_micros, parse_timestamp, to_micros
-from meterdesk.domain.units import MAX_AMOUNT, validate_request_id, validate_usage_amount
+from meterdesk.domain.units import (
+    MAX_SCALED_AMOUNTS, UNIT_CODE_RE, plain_quantity, validate_request_id, validate_usage_amount,
+)
 from meterdesk.services.context import default_actor, now_us
 from meterdesk.services.events import record_event
 from meterdesk.services.shapes import exact_money, money
@@ -589,23 +591,13 @@ def _unknown(known: dict, values) -> set[str]:
 
 
 # The shapes almost every line of a usage file has, read without the general parsers (which stay the
-# authority for everything else and for every error message): a plain amount such as "1500" or "2.25",
-# and a UTC timestamp to the second such as "2026-11-03T10:00:00Z".
-_PLAIN_AMOUNT = re.compile(r"(\d{1,16})(?:\.(\d{1,6}))?")
-_UTC_SECOND = re.compile(r"(\d{4}-\d{2}-\d{2})T([01]\d|2[0-3]):([0-5]\d):([0-5]\d)Z")
-_MAX_SCALED = [int(MAX_AMOUNT) * 10**places for places in range(7)]
+# authority for everything else and for every error message): a plain amount such as "1500" or "2.25"
+# (domain.units.plain_quantity, the amount parser's own reading of it), and a UTC timestamp to the second
+# such as "2026-11-03T10:00:00Z".
+_UTC_SECOND = re.compile(r"(\d{4}-\d{2}-\d{2})T([01]\d|2[0-3]):([0-5]\d):([0-5]\d)Z", re.ASCII)
+_MAX_SCALED = MAX_SCALED_AMOUNTS
+_plain_quantity = plain_quantity
 _day_micros: dict[str, int] = {}
-
-
-def _plain_quantity(value, decimals: int) -> int | None:
-    """A plain positive amount as an integer scaled by `decimals`; None when the general parser must decide."""
-    if type(value) is not str or not (match := _PLAIN_AMOUNT.fullmatch(value)):
-        return None
-    whole, fraction = match[1], match[2] or ""
-    if fraction[decimals:].strip("0"):
-        return None  # more places than the unit allows: the general parser words the error
-    quantity = int(whole) * 10**decimals + (int(fraction[:decimals].ljust(decimals, "0")) if decimals else 0)
-    return quantity if 0 < quantity <= _MAX_SCALED[decimals] else None
 
 
 _amounts: dict[tuple[str, int], tuple[int, Decimal]] = {}
