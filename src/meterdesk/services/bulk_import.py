@@ -213,9 +213,12 @@ class ColumnReader:
         lengths = list(map(len, request_ids))
         if min(lengths) < 1 or max(lengths) > MAX_REQUEST_ID_LENGTH:
             return False
-        if not "".join(request_ids).isprintable():  # also: no commas or line breaks hidden in one
+        joined = "".join(request_ids)
+        if not joined.isprintable():  # also: no commas, line breaks, NULs or bad bytes hidden in one
             return False
-        return min(map(len, map(str.strip, request_ids))) > 0  # not only whitespace
+        # The only printable whitespace is " ": an id with one at either end (or only spaces) is the
+        # validator's to judge (SPEC 2: no leading or trailing whitespace).
+        return " " not in joined or not any(r[0] == " " or r[-1] == " " for r in request_ids)
 
     def _times(self, texts, now: int) -> list[int] | None:
         joined = "\n".join(texts) + "\n"
