@@ -75,7 +75,13 @@ def validate_note(note: str | None) -> str | None:
     note = str(note)
     if len(note) > MAX_NOTE_LENGTH:
         raise InvalidInput("note", f"is {len(note)} characters long; at most {MAX_NOTE_LENGTH} are allowed")
+    if (unstorable := _UNSTORABLE.search(note)) is not None:
+        # PostgreSQL text cannot hold NUL, and neither database a lone surrogate (no UTF-8 for it).
+        raise InvalidInput("note", f"must not contain {unstorable[0]!r} (at position {unstorable.start()})")
     return note or None
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def validate_source(source: str) -> str:
