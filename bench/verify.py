@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bench import data, ledgers
 
-# Not the id: an import stores each batch ordered by customer and request id (services/writer.py insert_new).
+# Not the id: an import stores each batch ordered by customer and request id (store/writer.py insert_new).
 ENTRY_COLUMNS = (
     "customer_id, unit_id, quantity, occurred_at, billed_at, period, late, request_id, kind, corrects_id, "
     "source, actor, note, charged"

@@ -37,7 +37,7 @@ def _table(rows: list[Sequence], headers: Sequence[str]) -> str:
 
 
 def _open(args):
-    from meterdesk.store.engine import open_ledger
+    from meterdesk.services.ledgers import open_ledger
 
     return open_ledger(args.db)
 
@@ -51,25 +51,11 @@ def cmd_gui(args) -> int:
 
 
 def cmd_db_upgrade(args) -> int:
-    from meterdesk.store import migrate
-    from meterdesk.store.engine import describe_url, make_engine, resolve_url
+    from meterdesk.services.ledgers import upgrade_database
 
-    url = resolve_url(args.db)
-    engine = make_engine(url)
-    try:
-        before, after = migrate.upgrade(engine)
-    except Exception as error:  # noqa: BLE001 - reported as a database failure below
-        from sqlalchemy.exc import DBAPIError
-
-        if isinstance(error, DBAPIError):
-            from meterdesk.domain.errors import Unavailable
-
-            raise Unavailable(f"cannot migrate {describe_url(url)}: {str(error.orig).splitlines()[0]}") from error
-        raise
-    finally:
-        engine.dispose()
-    _emit(args, {"database": describe_url(url), "from": before, "to": after},
-          f"{describe_url(url)}: schema {'created' if before is None else 'migrated from ' + before if before != after else 'already'} at revision {after}")
+    name, before, after = upgrade_database(args.db)
+    _emit(args, {"database": name, "from": before, "to": after},
+          f"{name}: schema {'created' if before is None else 'migrated from ' + before if before != after else 'already'} at revision {after}")
     return 0
 
 
@@ -311,6 +297,101 @@ def cmd_settle(args) -> int:
     return 0
 
 
+# -- the usage API: keys and `serve` (SPEC sections 4 and 6) ----------------------------------------
+
+def cmd_apikey_create(args) -> int:
+    from meterdesk.services.apikeys import create_api_key
+
+    created = create_api_key(_open(args), args.name, args.scope)
+    # The key alone on the last line, so a script can take it with `tail -n 1`.
+    _emit(args, created.to_json(), f"API key {created.info.name!r} created with scope {', '.join(created.info.scopes)}. "
+          "Copy it now: it is stored only as a hash and never shown again.\n" + created.key)
+    return 0
+
+
+def cmd_apikey_list(args) -> int:
+    from meterdesk.services.apikeys import list_api_keys
+
+    keys = [info.to_json() for info in list_api_keys(_open(args))]
+    _emit(args, {"keys": keys}, lambda: _table(
+        [[k["name"], ",".join(k["scopes"]), k["created_at"], k["created_by"], k["last_used_at"] or "never", k["revoked_at"] or ""] for k in keys],
+        ["name", "scopes", "created_at", "created_by", "last_used_at", "revoked_at"]) if keys else "no API keys")
+    return 0
+
+
+def cmd_apikey_revoke(args) -> int:
+    from meterdesk.services.apikeys import revoke_api_key
+
+    info = revoke_api_key(_open(args), args.name)
+    _emit(args, info.to_json(), f"API key {info.name!r} revoked; the next request made with it is refused")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import copy
+
+    import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
+
+    from meterdesk.api.app import DB_VARIABLE, RATE_VARIABLE
+    from meterdesk.services.ledgers import open_ledger, resolve_url
+
+    if args.workers < 1:
+        return _usage_error("argument --workers: must be at least 1")
+    if not 0 <= args.port <= 65535:
+        return _usage_error("argument --port: must be from 0 to 65535")
+    if args.rate_limit is not None and args.rate_limit < 0:
+        return _usage_error("argument --rate-limit: must not be negative (0: no limit)")
+    url = resolve_url(args.db)
+    ledger = open_ledger(url)  # creates or migrates the schema once, before any worker starts
+    dialect, name = ledger.dialect, ledger.name
+    ledger.close()
+    if dialect == "sqlite" and args.workers > 1:
+        return _usage_error("--workers: a SQLite ledger is served by one process (it has one writer at a time); use PostgreSQL for more")
+    os.environ[DB_VARIABLE] = url
+    if args.rate_limit is not None:
+        os.environ[RATE_VARIABLE] = str(args.rate_limit)
+    logging_config = copy.deepcopy(LOGGING_CONFIG)
+    logging_config["loggers"]["meterdesk.api"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    sys.stderr.write(f"serving {name} on http://{args.host}:{args.port} ({args.workers} worker{'s' if args.workers > 1 else ''})\n")
+    uvicorn.run(
+        "meterdesk.api.app:app_factory",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=logging_config,
+        access_log=False,  # uvicorn's access log writes the query string; meterdesk.api.access never does
+        server_header=False,
+        timeout_keep_alive=5,  # an idle keep-alive connection is closed after 5 s
+        timeout_graceful_shutdown=30,  # SIGTERM: stop accepting, finish requests in flight for up to 30 s
+        limit_concurrency=2000,  # beyond this many connections and requests, uvicorn answers 503 at once
+    )
+    return 0
+
+
+def _usage_error(message: str) -> int:
+    sys.stderr.write(f"error: {message}\n")
+    return EXIT_USAGE
+
+
+def _add_api_commands(commands, command) -> None:
+    apikey = commands.add_parser("apikey", help="API keys of the usage API").add_subparsers(dest="subcommand", metavar="ACTION", required=True, parser_class=_Parser)
+    p = command(apikey, "create", cmd_apikey_create, "create an API key; the key is shown once")
+    p.add_argument("name")
+    p.add_argument("--scope", required=True, metavar="usage:write[,usage:read]", help="what the key may do: usage:write (record), usage:read (summary, list, balance)")
+    command(apikey, "list", cmd_apikey_list, "list API keys (never their secrets)")
+    p = command(apikey, "revoke", cmd_apikey_revoke, "revoke an API key; effective on its next request")
+    p.add_argument("name")
+
+    p = command(commands, "serve", cmd_serve, "serve the usage API over HTTP (SPEC section 6)", json_output=False)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    p.add_argument("--workers", type=int, default=1, help="server processes (PostgreSQL only; SQLite is served by one)")
+    p.add_argument("--rate-limit", dest="rate_limit", type=float, metavar="PER_SECOND",
+                   help="requests per second per API key and process (default 1000; 0: no limit; or $METERDESK_API_RATE_LIMIT)")
+
+
 # -- the parser ------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -415,6 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", metavar="YYYY-MM")
     p.add_argument("--customer")
     p.add_argument("--refresh", action="store_true", help="read back the Stripe status of sent invoices instead of sending")
+    _add_api_commands(commands, command)
     return parser
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "KEYRING_SERVICE",
     "KEYRING_USERNAME",
     "StripeCustomerSpec",
+    "StripeFailed",
     "StripeGateway",
     "StripeItemSpec",
     "StripeKeyMissing",
@@ -40,6 +41,7 @@ __all__ = [
     "StripeUnavailable",
     "api_key_from_environment",
     "idempotency_key",
+    "key_mode",
     "set_api_key_in_keyring",
 ]
 
@@ -73,6 +75,18 @@ class StripeKeyRejected(StripeKeyMissing):
 
 class StripeUnavailable(Unavailable):
     """Stripe could not be reached, or kept failing or rate-limiting after the retries."""
+
+
+class StripeFailed(StripeUnavailable):
+    """Stripe answered, with an error of its own (a 5xx, or 429 rate limits), after the retries.
+
+    Settling again later is as safe as after an outage, so it stays a StripeUnavailable; but what Stripe
+    said is kept, so nobody is told Stripe "could not be reached" when it answered HTTP 500."""
+
+    def __init__(self, message: str, *, http_status: int | None, stripe_message: str | None):
+        super().__init__(message)
+        self.http_status = http_status
+        self.stripe_message = stripe_message
 
 
 class StripeRejected(MeterdeskError):
@@ -171,6 +185,12 @@ def api_key_from_environment() -> str | None:
         _log.debug("no Stripe key from the OS keyring (%s)", type(error).__name__)
         return None
     return stored.strip() if stored and stored.strip() else None
+
+
+def key_mode(api_key: str) -> str:
+    """"test" for a Stripe test-mode key (sk_test_..., rk_test_...), else "live": a key not known to be a
+    test key is treated as one that sends real invoices to real customers."""
+    return "test" if api_key.strip().startswith(("sk_test_", "rk_test_")) else "live"
 
 
 def set_api_key_in_keyring(api_key: str) -> None:
@@ -499,9 +519,10 @@ class StripeGateway:
                 return request()
             except stripe.RateLimitError as error:
                 if attempt >= self._max_retries:
-                    raise StripeUnavailable(
+                    raise StripeFailed(
                         f"Stripe kept rate-limiting requests while trying to {what} (HTTP 429). Wait a minute; "
-                        f"another program may be using the same Stripe account heavily. {_RERUN}"
+                        f"another program may be using the same Stripe account heavily. {_RERUN}",
+                        http_status=429, stripe_message=error.user_message,
                     ) from error
                 delay = min(0.5 * 2**attempt, 8.0)
                 _log.info("Stripe rate limit while trying to %s; retrying in %.1fs", what, delay)
@@ -532,10 +553,13 @@ class StripeGateway:
                     code=error.code,
                 ) from error
             except stripe.StripeError as error:  # APIError (5xx after the retries) and anything unforeseen
-                status = f"HTTP {error.http_status}" if error.http_status else "no answer"
-                raise StripeUnavailable(
-                    f"Stripe failed while trying to {what} ({status}: {error.user_message}). {_RERUN}"
-                ) from error
+                said = (error.user_message or "").strip() or "no message"
+                if error.http_status:
+                    raise StripeFailed(
+                        f"Stripe answered HTTP {error.http_status} while trying to {what}: {said} {_RERUN}",
+                        http_status=error.http_status, stripe_message=error.user_message,
+                    ) from error
+                raise StripeUnavailable(f"Stripe failed while trying to {what} (no answer: {said}). {_RERUN}") from error
 
 
 def _same_item(item: dict[str, Any], spec: StripeItemSpec) -> str:

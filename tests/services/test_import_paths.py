@@ -111,9 +111,8 @@ def _this_period_at(ledger, second: int) -> str:
     from datetime import UTC, datetime
 
     from meterdesk.services.context import now_us
-    from meterdesk.services.writer import timeline_of
-
-    timeline = timeline_of(ledger)
+    
+    timeline = ledger.timeline
     start, _ = timeline.bounds(timeline.period_of(now_us()))
     return datetime.fromtimestamp(start // 1_000_000 + second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -15,6 +15,7 @@ from meterdesk.stripe_gateway import (
     KEYRING_SERVICE,
     KEYRING_USERNAME,
     StripeCustomerSpec,
+    StripeFailed,
     StripeGateway,
     StripeItemSpec,
     StripeKeyMissing,
@@ -320,6 +321,21 @@ def test_stripe_failing_after_the_retries_makes_it_unavailable(stripe_server):
     with StripeGateway(TEST_KEY, stripe_server.url, max_network_retries=2) as gateway:
         with pytest.raises(StripeUnavailable, match="HTTP 500"):
             gateway.ensure_customer(ACME, None)
+
+
+def test_an_error_stripe_answered_is_reported_as_its_answer_not_as_unreachable(stripe_server):
+    stripe_server.inject("500", times=10)
+
+    with StripeGateway(TEST_KEY, stripe_server.url, max_network_retries=1) as gateway:
+        with pytest.raises(StripeFailed) as caught:
+            gateway.ensure_customer(ACME, None)
+
+    assert isinstance(caught.value, StripeUnavailable) and caught.value.exit_status == 6  # settling again is safe
+    assert caught.value.http_status == 500
+    assert caught.value.stripe_message.startswith("An unknown error occurred")
+    text = str(caught.value)
+    assert "Stripe answered HTTP 500" in text and "An unknown error occurred" in text
+    assert "reach" not in text
 
 
 def test_an_unreachable_stripe_is_reported_quickly():

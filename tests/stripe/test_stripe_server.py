@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import stripe
@@ -470,6 +472,43 @@ def test_the_fixtures_file_can_be_chosen(tmp_path, monkeypatch):
 
     with pytest.raises(FileNotFoundError, match="METERDESK_STRIPE_FIXTURES"):
         StripeTestServer()
+
+
+def test_a_lone_copy_of_the_package_finds_its_own_fixtures(tmp_path, monkeypatch):
+    """A fresh clone (or the installed package) has no `shared/stripe` beside it: the fixtures and their licence
+    ship inside the package, and the server starts from them with no environment variable set."""
+    import shutil
+
+    import meterdesk
+
+    monkeypatch.delenv("METERDESK_STRIPE_FIXTURES", raising=False)
+    clone = tmp_path / "clone" / "src"
+    shutil.copytree(Path(meterdesk.__file__).parent, clone / "meterdesk", ignore=shutil.ignore_patterns("__pycache__"))
+    assert not (tmp_path / "shared").exists() and not (tmp_path / "clone" / "shared").exists()
+    script = (
+        "import meterdesk.testing.stripe_server as s\n"
+        "assert s.__file__.startswith(%r), s.__file__\n"
+        "with s.StripeTestServer() as server: print(server.url)\n" % str(clone)
+    )
+    environment = {k: v for k, v in os.environ.items() if k != "METERDESK_STRIPE_FIXTURES"}
+    environment["PYTHONPATH"] = str(clone)
+    finished = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=environment,
+                              capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.startswith("http://127.0.0.1:")
+    assert (clone / "meterdesk" / "testing" / "stripe_fixtures" / "LICENSE").read_text().startswith("The MIT License")
+
+
+def test_the_fixtures_are_declared_package_data():
+    """`pip install .` copies only declared data files: the vendored fixtures and their licence are among them."""
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["meterdesk"]
+    for name in ("testing/stripe_fixtures/fixtures3.json", "testing/stripe_fixtures/LICENSE"):
+        assert (root / "src" / "meterdesk" / name).is_file(), name
+        assert any(fnmatch.fnmatch(name, pattern) for pattern in declared), (name, declared)
 
 
 def test_the_module_runs_as_a_program(tmp_path):

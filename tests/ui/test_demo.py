@@ -9,8 +9,7 @@ from meterdesk.services.context import now_us
 from meterdesk.services.demo import seed_demo
 from meterdesk.services.entries import EntryFilter, count_entries, list_entries
 from meterdesk.services.overview import customers_overview
-from meterdesk.services.writer import timeline_of
-from meterdesk.ui.app import open_demo_ledger
+from meterdesk.ui.opening import open_demo_ledger
 from meterdesk.ui.desk import Desk
 
 
@@ -23,7 +22,7 @@ def test_demo_seeds_a_living_ledger(ledger):
     assert all(c.balance is not None for c in customers if c.prepaid)
     models = {charge.model for info in list_plans(ledger) for charge in info.plan.charges}
     assert {PricingModel.PER_UNIT, PricingModel.GRADUATED, PricingModel.VOLUME, PricingModel.PACKAGE} <= models
-    current = timeline_of(ledger).period_of(now_us())
+    current = ledger.timeline.period_of(now_us())
     oldest = current.previous().previous()
     assert preview_invoice(ledger, "acme", oldest).closed
     assert not preview_invoice(ledger, "acme", current).closed

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import create_engine
 
 from meterdesk.store.engine import Ledger, make_engine
-from meterdesk.ui.app import open_configured_ledger
+from meterdesk.ui.opening import open_configured_ledger
 from meterdesk.ui.dialogs.record_usage import RecordUsageDialog
 from meterdesk.ui.messages import Level
 from tests.support.postgres import free_port

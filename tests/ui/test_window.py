@@ -130,7 +130,7 @@ def test_a_new_sqlite_ledger_takes_the_chosen_time_zone(qtbot, window, app_setti
     dialog.timezone.setCurrentText("Europe/Berlin")
     assert dialog.save.isEnabled()
     dialog.accept_settings()
-    window._settings_saved()
+    window._settings_saved(dialog.database_changed)
     qtbot.waitUntil(lambda: window.desk.ledger is not None and "fresh" in window.desk.ledger.url, timeout=20_000)
     assert window.desk.ledger.timezone.key == "Europe/Berlin"
     assert "fresh.sqlite3" in window.windowTitle()

@@ -203,6 +203,79 @@ def incremental_charge(charge: Charge, before: Decimal, after: Decimal) -> Decim
         return round_balance(charge_price(charge, after)) - round_balance(charge_price(charge, before))
 
 
+class RunningCharge:
+    """The one prepaid pricer: a customer's period total of one unit and the price at it, moved entry by entry.
+
+    Each move is charged price(after) - price(before), both rounded to the balance quantum (as
+    `incremental_charge`), so the charges of any sequence of entries telescope exactly to the price of the
+    final total. Totals are scaled integers (the unit's decimals; entries for `count`), money is in
+    micro-units. Prices come from `balance_micros_pricer` where the charge allows, else from `charge_price`;
+    single events, batches and imports all price through this class. `charge` None: nothing prices the
+    unit, every move costs 0.
+    """
+
+    __slots__ = ("charge", "scale", "total", "price", "_pricer", "_quoted")
+
+    def __init__(self, charge: Charge | None, scale: int, total: int, price: int | None = None) -> None:
+        """`price`: the price at `total` when already known (a pure function of the charge and the total)."""
+        self.charge = charge
+        self.scale = scale
+        self.total = total
+        self._pricer = None if charge is None else _micros_pricer(charge, scale)
+        self._quoted: tuple[int, int] | None = None
+        self.price = 0 if charge is None else price if price is not None else self.price_at(total)
+
+    def price_at(self, total: int) -> int:
+        """The rounded price of a total, in micro-units."""
+        if self.charge is None:
+            return 0
+        quoted = self._quoted
+        if quoted is not None and quoted[0] == total:
+            return quoted[1]
+        pricer = self._pricer
+        if pricer is not None:
+            price = pricer(total)
+        else:
+            quantity = Decimal(total).scaleb(-self.scale) if self.scale else Decimal(total)
+            price = int(round_balance(charge_price(self.charge, quantity)).scaleb(_BALANCE_DIGITS))
+        self._quoted = (total, price)
+        return price
+
+    def charge_to(self, after: int) -> int:
+        """What moving the total to `after` costs, in micro-units (negative when it falls); nothing moves."""
+        return self.price_at(after) - self.price if after != self.total else 0
+
+    def move_to(self, after: int) -> int:
+        """Move the total to `after` and return what that costs (`charge_to`)."""
+        if after == self.total:
+            return 0
+        price = self.price_at(after)
+        charged = price - self.price
+        self.total, self.price = after, price
+        return charged
+
+
+_BALANCE_DIGITS = 6  # micro-units: BALANCE_QUANTUM
+
+
+def _micros_pricer(charge: Charge, scale: int) -> Callable[[int], int] | None:
+    """balance_micros_pricer, built once per charge and scale (charges are immutable)."""
+    key = (charge, scale)
+    try:
+        return _PRICERS[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable charge (built by hand with lists): no sharing
+        return balance_micros_pricer(charge, scale)
+    if len(_PRICERS) >= 4096:
+        _PRICERS.clear()
+    pricer = _PRICERS[key] = balance_micros_pricer(charge, scale)
+    return pricer
+
+
+_PRICERS: dict[tuple[Charge, int], Callable[[int], int] | None] = {}
+
+
 def balance_micros_pricer(charge: Charge, decimals: int) -> Callable[[int], int] | None:
     """round_balance(charge_price(charge, total / 10**decimals)) in micro-units (1e-6 of the currency), as a
     function of the period total as a scaled integer — for pricing a prepaid customer's every line of a

@@ -18,7 +18,6 @@ from meterdesk.services.audit import record_audit
 from meterdesk.services.context import default_actor, now_us
 from meterdesk.services.shapes import money, plain
 from meterdesk.services.summary import period_quantities
-from meterdesk.services.writer import timeline_of
 from meterdesk.store.codec import decode_money, encode_money
 from meterdesk.store.engine import Ledger
 from meterdesk.store.queries import CustomerRow, customer_by_external_id, customer_by_id, customer_from_row, plan_for_period
@@ -100,7 +99,7 @@ def _tiers_json(line: PriceLine) -> tuple:
 def compute_invoice(connection: Connection, ledger: Ledger, customer: CustomerRow, period: Period) -> Invoice:
     """The lines a period would be invoiced with now: base fee, one line per charge, and a line for late
     usage and corrections where there are any. Each line is rounded once; the total is their sum."""
-    start_us, _ = timeline_of(ledger).bounds(period)
+    start_us, _ = ledger.timeline.bounds(period)
     subscription, version = plan_for_period(connection, customer.id, period, start_us, ledger.cache)
     lines: list[InvoiceLine] = []
     if version is not None:
@@ -209,7 +208,7 @@ def close_period(
     """
     actor = actor or default_actor("cli")
     period = period if isinstance(period, Period) else Period.parse(period)
-    timeline = timeline_of(ledger)
+    timeline = ledger.timeline
     _, end_us = timeline.bounds(period)
     if now_us() < end_us:
         raise Conflict(f"period: {period} has not ended yet; close it on or after {period.next().first_day}")

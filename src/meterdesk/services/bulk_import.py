@@ -23,13 +23,12 @@ import re
 from collections.abc import Iterator
 from bisect import bisect_right
 from datetime import UTC, datetime
-from decimal import Decimal
 from itertools import repeat
 from operator import floordiv, itemgetter
 from typing import NamedTuple
 
 from meterdesk.domain.units import MAX_REQUEST_ID_LENGTH, PLAIN_AMOUNT_PATTERN, Aggregation, plain_quantity
-from meterdesk.services.writer import MAX_REMEMBERED_PRICES, EntryWriter, NewEntry, StoredEntry, timeline_of
+from meterdesk.store.writer import EntryWriter, NewEntry, StoredEntry
 from meterdesk.store.codec import decode_quantity
 from meterdesk.store.engine import Ledger
 
@@ -253,7 +252,7 @@ def write_columns(importer, batch: ColumnBatch, now: int, *, expect_new: bool) -
     and a batch that finds one taken is rolled back and returned as None for the general path.
     """
     ledger: Ledger = importer.ledger
-    timeline = timeline_of(ledger)
+    timeline = ledger.timeline
     occurred = batch.occurred
     period = timeline.period_of(min(occurred))
     _, end = timeline.bounds(period)
@@ -416,7 +415,7 @@ def _existing_lines(connection, batch: ColumnBatch) -> list[tuple[int, bool]]:
 def _conflict(connection, batch: ColumnBatch, index: int, customers, units) -> str:
     """The general path's words for a request id recorded before with a different event."""
     from meterdesk.domain.errors import Conflict
-    from meterdesk.services.usage import _duplicate_or_conflict
+    from meterdesk.store.writer import duplicate_or_conflict
 
     customer_id, request_id = batch.customer_ids[index], batch.request_ids[index]
     row = connection.exec_driver_sql(
@@ -428,7 +427,7 @@ def _conflict(connection, batch: ColumnBatch, index: int, customers, units) -> s
     entry = NewEntry(customers[customer_id], unit, decode_quantity(batch.quantities[index], unit.unit.decimals),
                      batch.quantities[index], batch.occurred[index], request_id, None)
     try:
-        _duplicate_or_conflict(StoredEntry(*row[:8], bool(row[8])), entry)
+        duplicate_or_conflict(StoredEntry(*row[:8], bool(row[8])), entry)
     except Conflict as error:
         return str(error)
     raise AssertionError("the database called this line a different event; the comparison says it is the same")
@@ -461,8 +460,6 @@ def _prepare(writer: EntryWriter, batch: ColumnBatch, fresh, customers, units, p
                 charger.charge(start, stop, charged)
             yield list(zip(customer_ids[start:stop], unit_ids[start:stop], quantities[start:stop], times[start:stop],
                            times[start:stop], repeat(name, stop - start), request_ids[start:stop], charged))
-        if charger is not None:
-            charger.finish()
 
     def book_rollup() -> None:
         rollup = writer._rollup
@@ -520,10 +517,9 @@ def _book_rollup_arrays(rollup: dict, customer_ids, unit_ids, quantities, times,
 
 
 class _Charger:
-    """Prices each prepaid line's charge in file order: price(total after) - price(total before) of its
-    customer's unit in the period, rounded once per price — `EntryWriter.prepaid_charge`, with its lookups
-    done once per customer and unit instead of once per line, and in integers (micro-units over the scaled
-    total, `balance_micros_pricer`) wherever the charge allows; Decimal through the domain otherwise."""
+    """Prices each prepaid line's charge in file order through the writer's running charges (the domain's
+    one prepaid pricer, `RunningCharge`): price(total after) - price(total before) of its customer's unit in
+    the period — with the lookups done once per customer and unit instead of once per line."""
 
     def __init__(self, writer, prepaid, customer_ids, unit_ids, quantities, times, request_ids, customers, units, period) -> None:
         # Each pair's first line: built from the last line back, each pair's entry ends at its first line
@@ -537,98 +533,32 @@ class _Charger:
         ])
         self.writer, self.prepaid = writer, prepaid
         self.customer_ids, self.unit_ids, self.quantities = customer_ids, unit_ids, quantities
-        self.name = writer.timeline.name(period)
-        self.amounts: dict[tuple[int, int], Decimal] = {}
         # Everything read from the database is read now: on PostgreSQL the slices are priced while the
-        # connection is busy with the COPY.
-        from meterdesk.domain.money import round_balance
-        from meterdesk.domain.pricing import balance_micros_pricer, charge_price
-        from meterdesk.store.codec import encode_money
-
-        pricers: dict[tuple, object] = {}  # (plan charge, scale): its integer pricer or None
-        # pair: [total, price, charge, aggregation, scale, integer pricer or None]; the scale is the unit's
-        # decimals (0 for `count`). With a pricer the total is the scaled integer and the price is in
-        # micro-units; without one both are Decimals.
-        self.states: dict[tuple[int, int], list] = {}
-        for pair in first:
-            customer, unit = customers[pair[0]], units[pair[1]]
-            before = writer._total(customer, unit, period)
-            charge = writer._charge(customer, period, unit)
-            known = writer._prices.get((pair[0], pair[1], self.name))
-            aggregation = unit.unit.aggregation
-            scale = 0 if aggregation is Aggregation.COUNT else unit.unit.decimals
-            if charge is None:
-                self.states[pair] = [before, None, None, aggregation, scale, None]
-                continue
-            if known and known[0] == before and known[2] is charge:
-                price = known[1]
-            else:
-                price = round_balance(charge_price(charge, before))
-            if (charge, scale) not in pricers:
-                pricers[(charge, scale)] = balance_micros_pricer(charge, scale)
-            pricer = pricers[(charge, scale)]
-            scaled = before.scaleb(scale)
-            if pricer is None or scaled != scaled.to_integral_value():
-                self.states[pair] = [before, price, charge, aggregation, scale, None]
-            else:
-                self.states[pair] = [int(scaled), encode_money(price), charge, aggregation, scale, pricer]
+        # connection is busy with the COPY. pair: (running charge, its unit's aggregation)
+        self.states: dict[tuple[int, int], tuple] = {
+            pair: (writer.running_charge(customers[pair[0]], units[pair[1]], period), units[pair[1]].unit.aggregation)
+            for pair in first
+        }
 
     def charge(self, start: int, stop: int, charged: list) -> None:
-        from meterdesk.domain.money import round_balance
-        from meterdesk.domain.pricing import charge_price
-        from meterdesk.store.codec import encode_money
-
-        prepaid, states, amounts = self.prepaid, self.states, self.amounts
-        deltas, quantities = self.writer._balance_deltas, self.quantities
+        prepaid, states = self.prepaid, self.states
+        deltas, quantities = self.writer.balance_deltas, self.quantities
+        total_sum, total_count = Aggregation.SUM, Aggregation.COUNT
         for index, pair in enumerate(zip(self.customer_ids[start:stop], self.unit_ids[start:stop]), start):
             if pair[0] not in prepaid:
                 continue
-            state = states[pair]
-            before, price, charge, aggregation, scale, pricer = state
-            if aggregation is Aggregation.COUNT:
-                after = before + 1
-            elif pricer is None:
-                after = _moved(before, quantities[index], aggregation, scale, amounts)
-            elif aggregation is Aggregation.SUM:
+            running, aggregation = states[pair]
+            before = running.total
+            if aggregation is total_sum:
                 after = before + quantities[index]
+            elif aggregation is total_count:
+                after = before + 1
             else:
                 after = max(before, quantities[index])
-            state[0] = after
-            if charge is None or after == before:
-                charged[index - start] = 0  # nothing to price, or the same total: the same price
-                continue
-            if pricer is not None:
-                after_price = pricer(after)
-                amount_charged = after_price - price
-            else:
-                after_price = round_balance(charge_price(charge, after))
-                amount_charged = encode_money(after_price - price)
-            state[1] = after_price
+            amount_charged = running.move_to(after)
             charged[index - start] = amount_charged
             if amount_charged:
                 deltas[pair[0]] += amount_charged
-
-    def finish(self) -> None:
-        """The running totals and prices, left where the writer (and the next batch) look for them."""
-        totals, prices = self.writer._totals, self.writer._prices
-        if len(prices) + len(self.states) >= MAX_REMEMBERED_PRICES:
-            prices.clear()
-        for (customer_id, unit_id), (total, price, charge, _, scale, pricer) in self.states.items():
-            if pricer is not None:  # back to the Decimals the writer keeps
-                total, price = Decimal(total).scaleb(-scale), Decimal(price).scaleb(-6)
-            key = (customer_id, unit_id, self.name)
-            totals[key] = total
-            if charge is not None:
-                prices[key] = (total, price, charge)
-
-
-def _moved(before: Decimal, quantity: int, aggregation: Aggregation, decimals: int, amounts: dict) -> Decimal:
-    """A `sum` or `max` unit's Decimal period total after one more line."""
-    key = (quantity, decimals)
-    amount = amounts.get(key)
-    if amount is None:
-        amount = amounts[key] = decode_quantity(*key)
-    return before + amount if aggregation is Aggregation.SUM else max(before, amount)
 
 
 CHUNK_ROWS = 10_000  # rows per slice: PostgreSQL inserts one while the next is priced
@@ -681,7 +611,7 @@ def _upsert_rollup(connection, rollup: dict) -> None:
     statement (passing them as arrays had psycopg quote every element in Python)."""
     if not rollup:
         return
-    from meterdesk.services.writer import PEAK_UPDATE, ROLLUP_NAMES, ROLLUP_UPSERT
+    from meterdesk.store.writer import PEAK_UPDATE, ROLLUP_NAMES, ROLLUP_UPSERT
 
     raw = connection.connection.dbapi_connection
     with raw.cursor() as cursor:

@@ -19,7 +19,6 @@ from meterdesk.domain.units import Aggregation, Unit, validate_request_id
 from meterdesk.services.audit import record_audit
 from meterdesk.services.context import default_actor, now_us
 from meterdesk.services.shapes import money
-from meterdesk.services.writer import timeline_of
 from meterdesk.store.codec import decode_money, encode_money
 from meterdesk.store.engine import Ledger
 from meterdesk.store.queries import (
@@ -143,7 +142,7 @@ def save_plan(ledger: Ledger, plan: Plan | dict, *, actor: str | None = None) ->
                 return _plan_info(connection, plan_id, ledger)
             version = latest.version + 1
             if _plan_used(connection, plan_id):
-                timeline = timeline_of(ledger)
+                timeline = ledger.timeline
                 effective_from = timeline.bounds(timeline.period_of(now).next())[0]
             else:
                 effective_from = 0
@@ -343,7 +342,7 @@ def assign_plan(ledger: Ledger, customer_id: str, plan: str, *, start=None, acto
         plan_row = _plan_row(connection, plan)
         if plan_row.currency != customer.currency:
             raise InvalidInput("plan", f"plan {plan!r} is priced in {plan_row.currency}; customer {customer_id!r} is billed in {customer.currency}")
-        timeline = timeline_of(ledger)
+        timeline = ledger.timeline
         starts_on = parse_date(start, "start") or timeline.period_of(now_us()).next().first_day
         current = subscriptions_of(connection, customer.id)
         for subscription in current:

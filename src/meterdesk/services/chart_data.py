@@ -21,8 +21,7 @@ from meterdesk.domain.periods import Period, from_micros, to_micros
 from meterdesk.domain.plans import Charge, PricingModel
 from meterdesk.services.context import now_us as clock_now_us
 from meterdesk.services.summary import HOUR_US, Summary, parse_granularity, usage_summary
-from meterdesk.services.timeline import parse_instant
-from meterdesk.services.writer import timeline_of
+from meterdesk.domain.timeline import parse_instant
 from meterdesk.store.codec import decode_money
 from meterdesk.store.engine import Ledger
 from meterdesk.store.queries import CustomerRow, customer_by_external_id, plan_for_period, unit_by_code, unit_by_id
@@ -134,7 +133,7 @@ def align_range(ledger: Ledger, start_us: int, end_us: int, granularity: str) ->
     """Widen [start, end) to whole buckets, so the series and the range's quantity count the same entries:
     local midnights for days and hours, whole periods for months."""
     if granularity == "month":
-        timeline = timeline_of(ledger)
+        timeline = ledger.timeline
         start = timeline.bounds(timeline.period_of(start_us))[0]
         last = timeline.period_of(end_us - 1)
         return start, timeline.bounds(last)[1]
@@ -156,7 +155,7 @@ def bucket_edges(ledger: Ledger, start_us: int, end_us: int, granularity: str) -
                 edges.append(instant)
             day += timedelta(days=1)
     else:
-        timeline = timeline_of(ledger)
+        timeline = ledger.timeline
         edges = [start for start, _ in (timeline.bounds(p) for p in periods_between(ledger, start_us, end_us))]
         edges = [max(edge, start_us) for edge in edges]
     if not edges or edges[0] != start_us:
@@ -166,7 +165,7 @@ def bucket_edges(ledger: Ledger, start_us: int, end_us: int, granularity: str) -
 
 
 def periods_between(ledger: Ledger, start_us: int, end_us: int) -> list[Period]:
-    return timeline_of(ledger).periods_between(start_us, end_us)
+    return ledger.timeline.periods_between(start_us, end_us)
 
 
 def _instant(value, field: str, ledger: Ledger) -> int:
@@ -193,7 +192,7 @@ def chart_data(
     if (start is None) != (end is None):
         raise InvalidInput("from" if start is None else "to", "give both ends of the range, or a period")
     if start is None:
-        timeline = timeline_of(ledger)
+        timeline = ledger.timeline
         chosen = period if isinstance(period, Period) else (Period.parse(period) if period else timeline.period_of(now))
         bounds = timeline.bounds(chosen)
         granularity = granularity or auto_granularity(*bounds)
@@ -207,7 +206,7 @@ def chart_data(
         summary = usage_summary(ledger, customer, start=from_micros(start_us), end=from_micros(end_us), granularity=granularity)
     start_us, end_us = summary.start_us, summary.end_us
     periods = periods_between(ledger, start_us, end_us)
-    timeline = timeline_of(ledger)
+    timeline = ledger.timeline
     with ledger.read() as connection:
         row = customer_by_external_id(connection, customer)
         units = tuple(_unit_info(connection, ledger, unit.unit) for unit in summary.units)
@@ -244,7 +243,7 @@ def charge_allowance(charge: Charge) -> UnitAllowance:
 
 def _allowances(connection: Connection, ledger: Ledger, customer: CustomerRow, period: Period, codes: list[str]) -> tuple[UnitAllowance, ...]:
     """The allowances of the plan that prices the range's first period (the one its summary is priced by)."""
-    start = timeline_of(ledger).bounds(period)[0]
+    start = ledger.timeline.bounds(period)[0]
     _, version = plan_for_period(connection, customer.id, period, start, ledger.cache)
     found = []
     for code in codes:
@@ -284,7 +283,7 @@ def reversal_marks(
         .group_by(key, usage_daily.c.unit_id)
         .order_by(key, usage_daily.c.unit_id)
     ).all()
-    timeline = timeline_of(ledger)
+    timeline = ledger.timeline
     for label, unit_id, count in rows:
         if granularity == "day":
             start = _local_midnight(date.fromisoformat(label), ledger)

@@ -11,7 +11,7 @@ from meterdesk.domain.units import validate_correction_amount
 from meterdesk.services.audit import record_audit
 from meterdesk.services.context import default_actor, now_us
 from meterdesk.services.usage import validate_note, validate_source
-from meterdesk.services.writer import EntryWriter, NewEntry
+from meterdesk.store.writer import EntryWriter, NewEntry
 from meterdesk.store.codec import decode_quantity, encode_quantity
 from meterdesk.store.engine import Ledger
 from meterdesk.store.queries import customer_by_id, unit_by_id

@@ -30,7 +30,6 @@ from meterdesk.services.corrections import correct_entry
 from meterdesk.services.credits import grant_credits
 from meterdesk.services.entries import EntryFilter, list_entries
 from meterdesk.services.usage import import_usage, record_usage
-from meterdesk.services.writer import timeline_of
 from meterdesk.store.engine import Ledger
 from meterdesk.store.schema import customers
 
@@ -148,7 +147,7 @@ def seed_demo(
         return False
     report = progress or (lambda _p: None)
     steps = 6
-    timeline = timeline_of(ledger)
+    timeline = ledger.timeline
     now = from_micros(now_us())
     current = timeline.period_of(now_us())
     oldest = current.previous().previous()
@@ -266,7 +265,7 @@ def _corrections(ledger: Ledger, rng: random.Random, closed) -> None:
         "Test traffic from our own staging key",
         "Agreed goodwill reduction after the outage",
     ]
-    timeline = timeline_of(ledger)
+    timeline = ledger.timeline
     chosen = []
     for customer, unit in (("acme", "api_calls"), ("globex", "api_calls"), ("initech", "tokens"), ("hooli", "tokens")):
         recent = list_entries(ledger, EntryFilter(customer=customer, unit=unit, kind="usage"), limit=400)

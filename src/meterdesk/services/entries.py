@@ -10,7 +10,7 @@ from sqlalchemy import Select, func, or_, select
 from meterdesk.domain.errors import InvalidInput
 from meterdesk.domain.periods import Period
 from meterdesk.services.shapes import exact_money, plain, timestamp
-from meterdesk.services.timeline import parse_instant
+from meterdesk.domain.timeline import parse_instant
 from meterdesk.store.codec import decode_money, decode_quantity
 from meterdesk.store.engine import Ledger
 from meterdesk.store.schema import customers, units, usage_entries
@@ -30,6 +30,7 @@ class EntryFilter:
     kind: str | None = None
     source: str | None = None
     text: str | None = None  # substring of the note or the request id
+    chain: int | None = None  # this entry and the entries that correct it (its reversal and replacement)
 
     @classmethod
     def from_strings(cls, ledger: Ledger, *, customer=None, unit=None, start=None, end=None, period=None, kind=None, source=None, text=None) -> EntryFilter:
@@ -72,6 +73,8 @@ class EntryFilter:
         if self.text:
             pattern = "%" + self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             query = query.where(or_(e.c.note.like(pattern, escape="\\"), e.c.request_id.like(pattern, escape="\\")))
+        if self.chain is not None:
+            query = query.where(or_(e.c.id == self.chain, e.c.corrects_id == self.chain))
         return query
 
 

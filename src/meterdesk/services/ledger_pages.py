@@ -272,7 +272,7 @@ def _rollup_count(where: EntryFilter) -> ColumnElement | None:
     The rollup is written in the same transaction as the entries: per customer, period, unit and day,
     `entries` is usage entries minus reversals and `reversals` the reversals. Summing some hundred
     thousand rollup rows is far cheaper than counting ten million entries."""
-    if any(value is not None for value in (where.start_us, where.end_us, where.source, where.text)):
+    if any(value is not None for value in (where.start_us, where.end_us, where.source, where.text, where.chain)):
         return None
     d = usage_daily.c
     counted = {None: d.entries + 2 * d.reversals, "usage": d.entries + d.reversals, "reversal": d.reversals}[where.kind]

@@ -22,7 +22,6 @@ from meterdesk.services.context import now_us
 from meterdesk.services.corrections import parse_entry_id
 from meterdesk.services.entries import EntryRow, entries_query, entry_from_row
 from meterdesk.services.summary import usage_summary
-from meterdesk.services.writer import timeline_of
 from meterdesk.store.codec import decode_money, decode_quantity
 from meterdesk.store.engine import Ledger
 from meterdesk.store.queries import (
@@ -69,7 +68,7 @@ class CustomerOverview:
 
 def customers_overview(ledger: Ledger, *, period: str | Period | None = None) -> list[CustomerOverview]:
     """Every customer with its plan, the period's priced usage (default: the current period) and balance."""
-    timeline = timeline_of(ledger)
+    timeline = ledger.timeline
     chosen = Period.parse(period) if isinstance(period, str) else period or timeline.period_of(now_us())
     start_us, _ = timeline.bounds(chosen)
     with ledger.read() as connection:
@@ -212,12 +211,12 @@ def preview_correction(ledger: Ledger, entry_id, new_amount) -> CorrectionPrevie
         unit = unit_by_code(connection, entry.unit, ledger.cache)
         amount = validate_correction_amount(unit.unit, new_amount)
         # Placed like the writer places it: the period of occurred_at, or the next open one when closed.
-        own = timeline_of(ledger).period_of(entry.occurred_at_us)
+        own = ledger.timeline.period_of(entry.occurred_at_us)
         closed = closed_periods(connection, customer.id)
         billed = own
         while str(billed) in closed:
             billed = billed.next()
-        start_us, _ = timeline_of(ledger).bounds(billed)
+        start_us, _ = ledger.timeline.bounds(billed)
         _, version = plan_for_period(connection, customer.id, billed, start_us, ledger.cache)
         others_peak = None
         if unit.unit.aggregation is Aggregation.MAX:
@@ -269,7 +268,7 @@ def _peak_without(connection, customer_id: int, unit, period: Period, excluded_i
 
 def customer_periods(ledger: Ledger, customer: str) -> list[str]:
     """Periods with usage for a customer, newest first, always including the current one."""
-    current = str(timeline_of(ledger).period_of(now_us()))
+    current = str(ledger.timeline.period_of(now_us()))
     with ledger.read() as connection:
         row = customer_by_external_id(connection, customer)
         found = set(

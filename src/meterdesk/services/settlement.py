@@ -38,18 +38,21 @@ from meterdesk.services.audit import record_audit
 from meterdesk.services.billing import Invoice, invoice_by_id
 from meterdesk.services.context import default_actor, now_us
 from meterdesk.services.shapes import money
-from meterdesk.services.writer import dialect_insert, timeline_of
+from meterdesk.store.writer import dialect_insert
 from meterdesk.store.codec import decode_money
 from meterdesk.store.engine import Ledger
 from meterdesk.store.queries import CustomerRow, customer_by_external_id, customer_by_id
 from meterdesk.store.schema import customers, invoice_lines, invoices, settlement_items, settlements
 from meterdesk.stripe_gateway import (
     StripeCustomerSpec,
+    StripeFailed,
     StripeGateway,
     StripeItemSpec,
     StripeKeyMissing,
     StripeRejected,
     StripeUnavailable,
+    api_key_from_environment,
+    key_mode,
 )
 
 __all__ = [
@@ -59,6 +62,7 @@ __all__ = [
     "SettlementMismatch",
     "SettlementRow",
     "SettlementState",
+    "StripeFailed",
     "StripeKeyMissing",
     "StripeRejected",
     "StripeUnavailable",
@@ -66,6 +70,7 @@ __all__ = [
     "settle",
     "settlement_overview",
     "settlement_periods",
+    "stripe_key_mode",
     "stripe_setup_problem",
 ]
 
@@ -111,6 +116,8 @@ class SettlementRow:
     error: str | None
     attempts: int
     updated_at: int | None
+    customer_email: str | None = None  # Stripe e-mails the invoice there; without one nobody receives it
+    prepaid: bool = False  # a prepaid customer's usage was paid from its balance: its invoice may be 0.00
 
     @property
     def status(self) -> str:
@@ -226,6 +233,12 @@ def stripe_setup_problem() -> str | None:
     return None
 
 
+def stripe_key_mode() -> str | None:
+    """"test" or "live" for the configured Stripe key, None without one. Reads the keyring: off the GUI thread."""
+    api_key = api_key_from_environment()
+    return key_mode(api_key) if api_key else None
+
+
 def _period_name(period: str | Period | None) -> str | None:
     if period is None or period == "":
         return None
@@ -244,6 +257,8 @@ def _rows(
             customers.c.external_id,
             customers.c.name,
             customers.c.stripe_customer_id,
+            customers.c.email,
+            customers.c.mode,
             settlements.c.state,
             settlements.c.stripe_invoice_id,
             settlements.c.stripe_status,
@@ -276,6 +291,8 @@ def _rows(
             error=row.error,
             attempts=row.attempts or 0,
             updated_at=row.updated_at,
+            customer_email=row.email or None,
+            prepaid=row.mode == "prepaid",
         )
         for row in connection.execute(query)
     ]
@@ -499,7 +516,7 @@ class _Run:
         return _Work(invoice, customer, reached, record.stripe_invoice_id, recorded_items, items, total_minor)
 
     def _item_spec(self, invoice: Invoice, line) -> StripeItemSpec:
-        start_us, end_us = timeline_of(self.ledger).bounds(Period.parse(invoice.period))
+        start_us, end_us = self.ledger.timeline.bounds(Period.parse(invoice.period))
         return StripeItemSpec(
             line_id=line.id,
             invoice_id=invoice.id,

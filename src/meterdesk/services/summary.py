@@ -22,8 +22,7 @@ from meterdesk.domain.pricing import billable_quantity, charge_amount, charge_pr
 from meterdesk.domain.units import Aggregation
 from meterdesk.services.context import now_us
 from meterdesk.services.shapes import money, plain, timestamp
-from meterdesk.services.timeline import parse_instant
-from meterdesk.services.writer import timeline_of
+from meterdesk.domain.timeline import parse_instant
 from meterdesk.store.codec import decode_money, decode_quantity
 from meterdesk.store.engine import Ledger
 from meterdesk.store.queries import (
@@ -151,7 +150,7 @@ def parse_period(value: str | Period | None, ledger: Ledger) -> Period:
     if isinstance(value, Period):
         return value
     if not value:
-        return timeline_of(ledger).period_of(now_us())
+        return ledger.timeline.period_of(now_us())
     return Period.parse(value)
 
 
@@ -170,7 +169,7 @@ def usage_summary(
         raise InvalidInput("from" if start is None else "to", "give both --from and --to, or --period")
     if start is not None and period:
         raise InvalidInput("period", "give either --period or --from/--to, not both")
-    timeline = timeline_of(ledger)
+    timeline = ledger.timeline
     with ledger.read() as connection:
         if start is not None:
             row, balance = customer_with_balance(connection, customer)
@@ -288,7 +287,7 @@ def _series(connection: Connection, ledger: Ledger, customer_id: int, periods: l
     `sum` and `count` units add up within a bucket; a `max` unit (seats) shows each bucket's peak of the
     entries that still count (reversed originals and their reversals left out), as the summary does.
     """
-    timeline = timeline_of(ledger)
+    timeline = ledger.timeline
     names = [str(p) for p in periods]
     points: list[SeriesPoint] = []
     peaks = _peak_series(connection, ledger, customer_id, names, start_us, end_us, granularity)
@@ -359,7 +358,7 @@ def _peak_series(connection: Connection, ledger: Ledger, customer_id: int, names
     ).all()
     if not rows:
         return []
-    timeline = timeline_of(ledger)
+    timeline = ledger.timeline
     peaks: dict[tuple[int, int], int] = {}
     for unit_id, number, quantity in rows:
         instant = start_us + int(number) * HOUR_US
@@ -386,7 +385,7 @@ def _bucket_value(unit: UnitRow, quantity, entries) -> Decimal:
 def _range_summary(connection, ledger: Ledger, customer: CustomerRow, start_us: int, end_us: int, granularity: str | None) -> Summary:
     """A custom range: quantities of entries billed in [start, end), priced as one period of the plan in
     force at its start (an estimate; invoices are always per period)."""
-    timeline = timeline_of(ledger)
+    timeline = ledger.timeline
     periods = timeline.periods_between(start_us, end_us)
     rows = connection.execute(
         select(
@@ -471,7 +470,7 @@ def period_report(ledger: Ledger, period: str | Period | None = None) -> list[Cu
     their customers, the plan versions, the period's rollup grouped by customer and unit in SQL); plan
     versions are parsed once per ledger, and each distinct base fee is prorated once.
     """
-    timeline = timeline_of(ledger)
+    timeline = ledger.timeline
     chosen = parse_period(period, ledger)
     start_us, _ = timeline.bounds(chosen)
     with ledger.read() as connection:

@@ -27,10 +27,10 @@ from meterdesk.domain.units import (
 )
 from meterdesk.services.catalog import validate_customer_id
 from meterdesk.services.context import default_actor, now_us
-from meterdesk.services.events import record_event
+from meterdesk.store.events import record_event
 from meterdesk.services.shapes import exact_money, money
 from meterdesk.services.bulk_import import FAST_COLUMNS, ColumnBatch, ColumnReader, by_customer, write_columns
-from meterdesk.services.writer import EntryWriter, NewEntry, StoredEntry, mismatch, over_limit
+from meterdesk.store.writer import EntryWriter, NewEntry, duplicate_or_conflict, over_limit
 from meterdesk.store.codec import decode_money, decode_quantity, encode_quantity
 from meterdesk.store.engine import BackgroundCheckpoints, Ledger
 from meterdesk.store.queries import CustomerRow, UnitRow, customer_from_row, unit_by_code, unit_by_id
@@ -101,15 +101,6 @@ def parse_occurred_at(value, now: int, field: str = "occurred_at") -> int | None
     return micros
 
 
-def _duplicate_or_conflict(stored: StoredEntry, entry: NewEntry) -> None:
-    reason = mismatch(stored, entry)
-    if reason:
-        raise Conflict(
-            f"request_id: {entry.request_id!r} was already recorded for customer {entry.customer.external_id!r} "
-            f"as entry {stored.id} with {reason}; use a new request id for a new event"
-        )
-
-
 def record_usage(
     ledger: Ledger,
     customer: str,
@@ -172,7 +163,7 @@ def record_usage(
             balance = writer.flush().get(customer_row.id, context.balance)
             return _result(customer_row, entry_id, False, row.charged, balance, row.period, row.late, writer)
         stored = writer.existing([(customer_row.id, request_id)])[(customer_row.id, request_id)]
-        _duplicate_or_conflict(stored, entry)
+        duplicate_or_conflict(stored, entry)
         return _result(customer_row, stored.id, True, stored.charged, context.balance, stored.period, stored.late, writer)
 
 
@@ -637,7 +628,7 @@ class _Importer:
                 key = (entry.customer.id, entry.request_id)
                 try:
                     if key in stored:
-                        _duplicate_or_conflict(stored[key], entry)
+                        duplicate_or_conflict(stored[key], entry)
                         duplicates += 1
                     elif key in seen:
                         if _same_event(seen[key], entry):

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 
 from meterdesk.domain.errors import InvalidInput, Unavailable
 from meterdesk.domain.periods import load_timezone
+from meterdesk.domain.timeline import Timeline
 from meterdesk.store import migrate
 from meterdesk.store.schema import ledger_settings
 
@@ -153,6 +154,14 @@ class Ledger:
         return describe_url(self.url)
 
     @property
+    def timeline(self) -> Timeline:
+        """The ledger's billing periods and days in its time zone (made once per ledger)."""
+        timeline = self.cache.get("timeline")
+        if timeline is None:
+            timeline = self.cache["timeline"] = Timeline(self.timezone)
+        return timeline
+
+    @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
@@ -205,7 +214,7 @@ class Ledger:
 
     def driver_transaction(self) -> DriverTransaction:
         """A kept connection and its driver connection, for a hot path that runs its own transaction on the
-        driver (services/events.py): it begins and commits; whatever it leaves open is rolled back on exit.
+        driver (store/events.py): it begins and commits; whatever it leaves open is rolled back on exit.
 
         SQLite's driver connection runs in autocommit mode already (see _configure_sqlite); psycopg's is
         switched to it for the length of the transaction, so the caller can send BEGIN and COMMIT in a

@@ -455,12 +455,19 @@ def event_context(
 ) -> EventContext:
     """The customer (PostgreSQL: locked FOR UPDATE, so writers for one customer serialize), its last closed
     period, the subscription and plan version pricing `period`, and `unit`'s total in it — one round trip
-    for what a prepaid charge is priced from."""
-    rows = fetch(
-        connection,
-        _event_sql(unit.unit.aggregation if unit is not None else None, lock),
+    for what a prepaid charge is priced from.
+
+    The lock is taken by a statement of its own and the context read by the next one (both sent together):
+    under READ COMMITTED a statement that waits for a row lock keeps the snapshot it took before the wait,
+    so a context read in the locking statement would miss what the previous lock holder committed."""
+    context = (
+        _event_sql(unit.unit.aggregation if unit is not None else None),
         (period_start_us, str(period), unit.id if unit is not None else 0, period.last_day.isoformat(), period.first_day.isoformat(), external_id),
     )
+    if lock:
+        _, rows = fetch_together(connection, [(LOCK_CUSTOMER, (external_id,)), context])
+    else:
+        rows = fetch(connection, *context)
     if not rows:
         raise NotFound(f"customer: unknown customer {external_id!r}")
     row = rows[0]
@@ -468,8 +475,13 @@ def event_context(
     return EventContext(CustomerRow(*row[:8]), row[8], subscription, version_id, int(row[15] or 0), row[16])
 
 
+# Locks a customer for the rest of the transaction (PostgreSQL); what the lock protects is read by the
+# statements after it, never in the same one (see event_context).
+LOCK_CUSTOMER = "SELECT id FROM customers WHERE external_id = ? FOR UPDATE"
+
+
 @lru_cache(maxsize=16)
-def _event_sql(aggregation: Aggregation | None, lock: bool) -> str:
+def _event_sql(aggregation: Aggregation | None) -> str:
     total = _ROLLUP_TOTAL[aggregation] if aggregation is not None else "0"
     return f"""SELECT {CUSTOMER_COLUMNS}, (SELECT max(i.period) FROM invoices i WHERE i.customer_id = c.id),
                s.id, s.plan_id, p.code, s.starts_on, s.ends_on,
@@ -482,7 +494,7 @@ def _event_sql(aggregation: Aggregation | None, lock: bool) -> str:
             SELECT s2.id FROM subscriptions s2 WHERE s2.customer_id = c.id AND s2.starts_on <= ?
             AND (s2.ends_on IS NULL OR s2.ends_on > ?) ORDER BY s2.starts_on DESC, s2.id DESC LIMIT 1)
         LEFT JOIN plans p ON p.id = s.plan_id
-        WHERE c.external_id = ?""" + (" FOR UPDATE OF c" if lock else "")
+        WHERE c.external_id = ?"""
 
 
 ROLLUP_TOTALS = (

@@ -288,3 +288,19 @@ audit_log = Table(
     Column("detail", Text),
     Index(None, "subject"),
 )
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    # Who may call the usage API (migration 0008). Operational state like `settlements`, not ledger data:
+    # revoking sets revoked_at; using the key moves last_used_at. Only the secret's SHA-256 is kept.
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("scopes", String(200), nullable=False),  # space-separated, e.g. "usage:read usage:write"
+    Column("key_hash", String(64), nullable=False, unique=True),  # hex SHA-256 of the secret
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("last_used_at", BigInteger),
+    Column("revoked_at", BigInteger),
+    Column("revoked_by", String(200)),
+)

@@ -45,9 +45,8 @@ import typing_extensions
 FIXTURES_ENV = "METERDESK_STRIPE_FIXTURES"
 DEFAULT_PORT = 12111  # the port stripe-mock uses, so tools that know it find this server too
 
-# src/meterdesk/testing/stripe_server.py -> the repository; the shared fixtures sit beside it.
-_REPO_DIR = Path(__file__).resolve().parents[3]
-_DEFAULT_FIXTURES = _REPO_DIR.parent / "shared" / "stripe" / "fixtures3.json"
+# Vendored as package data (MIT, its LICENSE beside it), so a lone clone and the installed package both have it.
+_DEFAULT_FIXTURES = Path(__file__).resolve().parent / "stripe_fixtures" / "fixtures3.json"
 
 _ALNUM = string.ascii_letters + string.digits
 _MAX_LIST_LIMIT = 100

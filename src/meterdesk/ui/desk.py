@@ -8,11 +8,10 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from meterdesk.services.catalog import PlanInfo, list_plans, list_units
+from meterdesk.services.catalog import PlanInfo, UnitRow, list_plans, list_units
 from meterdesk.services.ledger_pages import latest_entry_id
+from meterdesk.services.ledgers import Ledger
 from meterdesk.services.overview import CustomerOverview, customers_overview
-from meterdesk.store.engine import Ledger
-from meterdesk.store.queries import UnitRow
 from meterdesk.ui.settings import AppSettings
 from meterdesk.ui.tasks import SHUTDOWN_WAIT_MS, Job, TaskRunner
 

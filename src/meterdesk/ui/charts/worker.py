@@ -21,7 +21,6 @@ from meterdesk.domain.periods import from_micros
 from meterdesk.services.catalog import list_customers
 from meterdesk.services.chart_data import chart_data
 from meterdesk.services.context import now_us
-from meterdesk.services.writer import timeline_of
 from meterdesk.ui.charts.model import ChartModel
 
 log = logging.getLogger(__name__)
@@ -68,7 +67,7 @@ class ChartRequest:
 
 def chart_arguments(request: ChartRequest, ledger, now: int) -> dict:
     """The `chart_data` arguments for a request, resolved against the ledger's billing time zone."""
-    timeline = timeline_of(ledger)
+    timeline = ledger.timeline
     today = from_micros(now).astimezone(ledger.timezone).date()
     arguments: dict = {"granularity": request.granularity, "now_us": now}
     if request.preset == THIS_PERIOD:

@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
 
 from meterdesk.domain.errors import MeterdeskError
 from meterdesk.domain.periods import load_timezone
+from meterdesk.services.ledgers import describe_url, resolve_url
 from meterdesk.services.overview import LedgerProbe, probe_ledger
-from meterdesk.store.engine import describe_url, resolve_url
 from meterdesk.ui.desk import Desk
 from meterdesk.ui.messages import explain
 from meterdesk.ui.widgets import error_label
@@ -38,6 +38,7 @@ class SettingsDialog(QDialog):
         self.setMinimumWidth(620)
         self.probe: LedgerProbe | None = None
         self._tested_url: str | None = None
+        self.database_changed = False  # set on saving: whether the database URL differs from before
 
         self.url = QLineEdit(settings.database_url)
         self.url.setPlaceholderText(f"empty: {describe_url(resolve_url(None))}")
@@ -158,6 +159,7 @@ class SettingsDialog(QDialog):
         if not self._validate():
             return
         settings = self.desk.settings
+        self.database_changed = self.url_changed()
         settings.staff_name = self.staff.text()
         if self.probe is not None and not self.probe.exists:
             settings.new_ledger_timezone = self.timezone.currentText().strip()

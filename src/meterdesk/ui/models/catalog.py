@@ -9,8 +9,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 
-from meterdesk.services.catalog import PlanInfo
-from meterdesk.store.queries import UnitRow
+from meterdesk.services.catalog import PlanInfo, UnitRow
 from meterdesk.ui.formatting import money_text
 from meterdesk.ui.models.base import RIGHT, Index, RowTableModel
 from meterdesk.ui.roles import Role

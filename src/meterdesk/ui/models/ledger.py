@@ -36,7 +36,7 @@ from meterdesk.services.ledger_pages import (
     read_page,
     settle_window,
 )
-from meterdesk.store.engine import Ledger
+from meterdesk.services.ledgers import Ledger
 from meterdesk.ui.formatting import exact_money_text, local_time_text, quantity_text, utc_text, zone_label
 from meterdesk.ui.models.base import LEFT, RIGHT, Index
 from meterdesk.ui.roles import Role

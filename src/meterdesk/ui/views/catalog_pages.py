@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QPushButton,
     QScrollArea,
     QSplitter,
@@ -43,6 +44,20 @@ MODEL_HELP = {
     "package": "Package: billable rounded up to whole packages × package price",
 }
 PATH_RE = re.compile(r"charges\[(\d+)\](?:\.(\w+))?(?:\[(\d+)\](?:\.(\w+))?)?")
+# The plan file's keys, as the form labels them: the domain's messages name the keys of the file.
+FIELD_LABELS = {
+    "up_to": "Up to", "unit_price": "Unit price", "flat_fee": "Flat fee", "package_size": "Package size",
+    "package_price": "Package price", "base_fee": "Base fee", "included": "Included per period", "unit": "Unit",
+    "model": "Pricing model", "tiers": "Tiers", "code": "Code", "name": "Name", "currency": "Currency",
+}
+_FILE_ONLY = re.compile(r" \((?:null in JSON|\[\[charges\]\] tables in TOML)\)")
+
+
+def form_words(problem: str) -> str:
+    """A domain message about a plan file, in the words of the form: “Up to”, not up_to."""
+    text = _FILE_ONLY.sub("", problem)
+    return re.sub(r"\b(up_to|unit_price|flat_fee|package_size|package_price|base_fee)\b",
+                  lambda match: f"“{FIELD_LABELS[match[1]]}”", text)
 
 
 class UnitsPage(QWidget):
@@ -221,11 +236,11 @@ class ChargeEditor(QWidget):
         if tier is not None:
             column = {"up_to": 0, "unit_price": 1, "flat_fee": 2}.get(tier_field or "", 0)
             self.tiers.set_error(tier, column, problem)
-            self.errors["tiers"].setText(f"Tier {tier + 1}{' ' + tier_field.replace('_', ' ') if tier_field else ''}: {problem}")
+            self.errors["tiers"].setText(f"Tier {tier + 1}{', ' + FIELD_LABELS.get(tier_field, tier_field) if tier_field else ''}: {form_words(problem)}")
             self.errors["tiers"].setVisible(True)
             return
         label = self.errors.get(field or "tiers") or self.errors["tiers"]
-        label.setText(problem)
+        label.setText(form_words(problem))
         label.setVisible(True)
 
 
@@ -278,6 +293,7 @@ class PlanEditor(QWidget):
     """Edits one plan; every keystroke re-validates the whole plan with plan_from_dict."""
 
     saved = Signal(object)  # PlanInfo
+    save_failed = Signal()
 
     def __init__(self, desk: Desk, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -287,6 +303,9 @@ class PlanEditor(QWidget):
         self.drafts: list[dict] = []
         self.current = -1
         self._saving = False
+        self._loaded: dict = {}  # plan_dict() as loaded: anything else is an unsaved edit
+        # A new plan's fields show their errors once edited (or on saving), not while the form is blank.
+        self._touched: set[str] = set()
 
         self.title = QLabel("<b>New plan</b>")
         self.code = QLineEdit()
@@ -344,9 +363,9 @@ class PlanEditor(QWidget):
         layout.addWidget(self.total_preview)
         layout.addLayout(bottom)
         layout.addStretch(1)
-        for widget in (self.code, self.name, self.base_fee):
-            widget.textChanged.connect(self.validate)
-        self.currency.currentTextChanged.connect(self.validate)
+        for name, widget in (("code", self.code), ("name", self.name), ("base_fee", self.base_fee)):
+            widget.textChanged.connect(lambda _text, field=name: self._touch(field))
+        self.currency.currentTextChanged.connect(lambda _text: self._touch("currency"))
         desk.catalog_changed.connect(self.charge_editor.set_units)
         self.charge_editor.set_units(desk.catalog)
         self.load(None)
@@ -375,6 +394,16 @@ class PlanEditor(QWidget):
             self.title.setText(f"<b>{plan.name}</b> ({plan.code}) — version {info.version} of {info.versions}" + (" · in use" if info.in_use else ""))
         self._refresh_charge_list()
         self.charges.setCurrentRow(0 if self.drafts else -1)
+        self._touched = set()
+        self._loaded = self.plan_dict()
+        self.validate()
+
+    def has_unsaved_changes(self) -> bool:
+        """Whether the form differs from the plan as loaded (a blank form, for a new plan)."""
+        return self.plan_dict() != self._loaded
+
+    def _touch(self, field: str) -> None:
+        self._touched.add(field)
         self.validate()
 
     def add_charge(self) -> None:
@@ -383,7 +412,7 @@ class PlanEditor(QWidget):
         self.drafts.append({"unit": unit, "model": "per_unit", "included": "", "unit_price": "0.01", "package_size": "", "package_price": "", "tiers": [], "sample": "10000"})
         self._refresh_charge_list()
         self.charges.setCurrentRow(len(self.drafts) - 1)
-        self.validate()
+        self._touch("charges")
 
     def remove_charge(self) -> None:
         row = self.charges.currentRow()
@@ -392,7 +421,7 @@ class PlanEditor(QWidget):
             self.current = -1
             self._refresh_charge_list()
             self.charges.setCurrentRow(min(row, len(self.drafts) - 1))
-            self.validate()
+            self._touch("charges")
 
     def _refresh_charge_list(self) -> None:
         self.charges.blockSignals(True)
@@ -418,6 +447,7 @@ class PlanEditor(QWidget):
             draft = self.drafts[self.current]
             if item is not None:
                 item.setText(f"{draft['unit'] or '(choose a unit)'} — {MODEL_HELP[draft['model']].split(':')[0].lower()}")
+            self._touched.add("charges")
         self.validate()
 
     # -- validation ------------------------------------------------------------------------------------
@@ -436,16 +466,23 @@ class PlanEditor(QWidget):
         self.charge_editor.clear_errors()
         for row in range(self.charges.count()):
             self.charges.item(row).setForeground(self.palette().text())
+        waiting: InvalidInput | None = None  # a problem of a new plan's field not edited yet
         try:
             self.plan = plan_from_dict(self.plan_dict())
         except InvalidInput as error:
             self.plan = None
-            self._route(error)
+            if self.original is None and error.field.split(".")[0].split("[")[0] not in self._touched:
+                waiting = error
+            else:
+                self._route(error)
         unchanged = self.original is not None and self.plan == self.original.plan
         self._preview()
         self.save_button.setEnabled(self.plan is not None and not unchanged and not self._saving and self.desk.ledger is not None)
         self.revert_button.setEnabled(self.original is not None and not unchanged)
-        if self.plan is None:
+        if waiting is not None:
+            label = FIELD_LABELS.get(waiting.field.split(".")[-1].split("[")[0], "")
+            self.save_note.setText(f"Fill in the {label.lower()} to save the plan." if label else "Fill in the plan to save it.")
+        elif self.plan is None:
             self.save_note.setText("Fix the field marked in red to save.")
         elif unchanged:
             self.save_note.setText("No changes.")
@@ -462,7 +499,7 @@ class PlanEditor(QWidget):
         match = PATH_RE.match(error.field)
         if not match:
             label = self.errors.get(error.field.split(".")[0], self.errors["charges"])
-            label.setText(error.problem)
+            label.setText(form_words(error.problem))
             label.setVisible(True)
             return
         index, field, tier, tier_field = int(match[1]), match[2], match[3], match[4]
@@ -472,7 +509,12 @@ class PlanEditor(QWidget):
         if index == self.current:
             self.charge_editor.show_error(field, int(tier) if tier is not None else None, tier_field, error.problem)
         else:
-            self.errors["charges"].setText(f"Charge {index + 1} ({self.drafts[index]['unit']}): {field or ''} {error.problem}".replace("  ", " "))
+            where = f"Charge {index + 1} ({self.drafts[index]['unit']})"
+            if field:
+                where += f", {FIELD_LABELS.get(field, field)}" + (f" of tier {int(tier) + 1}" if tier is not None else "")
+                if tier_field:
+                    where += f", {FIELD_LABELS.get(tier_field, tier_field)}"
+            self.errors["charges"].setText(f"{where}: {form_words(error.problem)}")
             self.errors["charges"].setVisible(True)
 
     def _preview(self) -> None:
@@ -509,9 +551,11 @@ class PlanEditor(QWidget):
         )
 
     # -- saving ----------------------------------------------------------------------------------------
-    def save(self) -> None:
+    def save(self) -> bool:
+        """Start saving the plan on a worker; False when it cannot be saved as it stands (shown in red)."""
+        self._touched.update(("code", "name", "currency", "base_fee", "charges"))
         if not self.validate() or self._saving:
-            return
+            return False
         self._saving = True
         self.save_button.setEnabled(False)
         shape, actor = self.plan_dict(), self.desk.actor()
@@ -522,6 +566,7 @@ class PlanEditor(QWidget):
             description=f"saving plan {shape['code']}",
             owner=self,
         )
+        return True
 
     def _saved(self, info: PlanInfo) -> None:
         self._saving = False
@@ -535,6 +580,22 @@ class PlanEditor(QWidget):
             self._route(error)
         self.desk.failed.emit(error, "saving the plan")
         self.validate()
+        self.save_failed.emit()
+
+
+def unsaved_plan_box(parent: QWidget, editing: PlanInfo | None, next_code: str | None) -> QMessageBox:
+    """Save / Discard / Cancel for the edits of the plan on screen, before another plan is opened."""
+    what = f"plan {editing.plan.code}" if editing else "the new plan"
+    going = f"plan {next_code}" if next_code else "a new plan"
+    box = QMessageBox(QMessageBox.Icon.Question, "Unsaved plan changes",
+                      f"Save your changes to {what} before opening {going}?", parent=parent)
+    box.setInformativeText("Save keeps them (as a new version when the plan is in use), Discard drops them, "
+                           "Cancel goes back to editing.")
+    box.setStandardButtons(QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                           | QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(QMessageBox.StandardButton.Save)
+    box.setEscapeButton(QMessageBox.StandardButton.Cancel)
+    return box
 
 
 class PlansPage(QWidget):
@@ -566,6 +627,8 @@ class PlansPage(QWidget):
         left_layout.addWidget(new_plan, 0, Qt.AlignmentFlag.AlignLeft)
         self.editor = PlanEditor(desk)
         self.editor.saved.connect(self._saved)
+        self.editor.save_failed.connect(self._forget_next)
+        self._next: tuple[str | None] | None = None  # what to open once the save asked for is done
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.editor)
@@ -596,14 +659,50 @@ class PlansPage(QWidget):
         if index.isValid():
             info = self.model.row_at(self.proxy.mapToSource(index).row())
             if info is not None and (self.editor.original is None or self.editor.original.plan.code != info.plan.code or self.editor.original.version != info.version):
-                self.editor.load(info)
+                if self._may_leave(info.plan.code):
+                    self.editor.load(info)
 
     def new_plan(self) -> None:
-        self.table.clearSelection()
+        if not self._may_leave(None):
+            return
+        self._point_at(None)
         self.editor.load(None)
         self.editor.code.setFocus()
 
+    def _may_leave(self, next_code: str | None) -> bool:
+        """Whether the editor may show another plan: yes when nothing was edited or the edits are discarded.
+        Saving opens `next_code` (None: a new plan) once saved; saving or cancelling keeps the edits on screen."""
+        self._next = None
+        if not self.editor.has_unsaved_changes():
+            return True
+        answer = unsaved_plan_box(self, self.editor.original, next_code).exec()
+        if QMessageBox.StandardButton(answer) == QMessageBox.StandardButton.Discard:
+            return True
+        # The list was already moved to the plan clicked: point it back at the one being edited, once the
+        # click that moved it is done with the selection.
+        editing = self.editor.original.plan.code if self.editor.original else None
+        QTimer.singleShot(0, self, lambda: self._point_at(editing))
+        if QMessageBox.StandardButton(answer) == QMessageBox.StandardButton.Save and self.editor.save():
+            self._next = (next_code,)
+        return False
+
+    def _point_at(self, code: str | None) -> None:
+        if code is None:
+            self.table.clearSelection()
+            self.table.selectionModel().setCurrentIndex(QModelIndex(), QItemSelectionModel.SelectionFlag.Clear)
+        else:
+            self.select(code)
+
+    def _forget_next(self) -> None:
+        self._next = None
+
     def _saved(self, info: PlanInfo) -> None:
+        if self._next is not None:
+            (next_code,), self._next = self._next, None
+            if next_code is None:
+                self.new_plan()
+            else:
+                self.select(next_code)
         note = f"Saved plan {info.plan.code}, version {info.version}."
         if info.version > 1 and info.in_use:
             note += " It prices periods from the next one on; earlier periods keep the version they were priced by."

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from PySide6.QtCore import QDate, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
@@ -91,6 +93,11 @@ class LedgerView(QWidget):
         self.text.setPlaceholderText("Search note or request id  (Ctrl+F)")
         self.text.setClearButtonEnabled(True)
         self.text.setMinimumWidth(220)
+        self._chain: int | None = None  # "entry #n and its corrections", set from the context menu
+        self.chain_button = QPushButton()
+        self.chain_button.setToolTip("Showing one entry and the entries that correct it; click to show every entry again")
+        self.chain_button.clicked.connect(self.clear_filters)
+        self.chain_button.setVisible(False)
         self.clear_button = QPushButton("Clear filters")
         self.clear_button.clicked.connect(self.clear_filters)
         self.filter_error = QLabel()
@@ -110,6 +117,7 @@ class LedgerView(QWidget):
         bar.addWidget(self.kind)
         bar.addWidget(self.source)
         bar.addWidget(self.text, 1)
+        bar.addWidget(self.chain_button)
         bar.addWidget(self.clear_button)
 
         self.table = QTableView()
@@ -160,10 +168,9 @@ class LedgerView(QWidget):
 
     def _current_period(self) -> str:
         from meterdesk.services.context import now_us
-        from meterdesk.services.writer import timeline_of
 
         ledger = self.desk.ledger
-        return str(timeline_of(ledger).period_of(now_us())) if ledger else QDate.currentDate().toString("yyyy-MM")
+        return str(ledger.timeline.period_of(now_us())) if ledger else QDate.currentDate().toString("yyyy-MM")
 
     def _recent_periods(self) -> set[str]:
         date = QDate.currentDate()
@@ -204,6 +211,11 @@ class LedgerView(QWidget):
         self.apply_filters()
 
     def clear_filters(self) -> None:
+        self._reset_filter_widgets()
+        self._set_chain(None)
+        self.apply_filters()
+
+    def _reset_filter_widgets(self) -> None:
         for combo in (self.unit, self.period, self.kind, self.source):
             combo.blockSignals(True)
             combo.setCurrentIndex(0)
@@ -212,7 +224,6 @@ class LedgerView(QWidget):
             self.customer.set_customer("")
         self.use_dates.setChecked(False)
         self.text.clear()
-        self.apply_filters()
 
     def current_filter(self) -> EntryFilter:
         """The filter as typed; InvalidInput names the field when something cannot be used."""
@@ -222,11 +233,12 @@ class LedgerView(QWidget):
         if self.use_dates.isChecked():
             start = self.date_from.date().toString("yyyy-MM-dd")
             end = self.date_to.date().addDays(1).toString("yyyy-MM-dd")  # "to" is inclusive on screen
-        return EntryFilter.from_strings(
+        typed = EntryFilter.from_strings(
             ledger, customer=customer or None, unit=self.unit.currentData() or None, start=start, end=end,
             period=self.period.currentData() or None, kind=self.kind.currentData() or None,
             source=self.source.currentData() or None, text=self.text.text(),
         )
+        return typed if self._chain is None else replace(typed, chain=self._chain)
 
     def apply_filters(self) -> None:
         self._debounce.stop()
@@ -314,7 +326,7 @@ class LedgerView(QWidget):
         menu.addAction(correct)
         if entry is not None and entry.corrects:
             show = QAction(f"Show entry #{entry.corrects} and its corrections", menu)
-            show.triggered.connect(lambda: self._show_chain(entry.corrects))
+            show.triggered.connect(lambda: self.show_chain(entry.corrects))
             menu.addAction(show)
         record = QAction("Record usage for this customer…", menu)
         record.triggered.connect(lambda: self.record_requested.emit(entry.customer if entry else ""))
@@ -325,10 +337,16 @@ class LedgerView(QWidget):
         menu.addAction(copy)
         menu.exec(self.table.viewport().mapToGlobal(position))
 
-    def _show_chain(self, original_id: int) -> None:
-        # Corrections carry request ids "correction:<id>:..."; the original's row is found by id search.
-        self.clear_filters()
-        self.text.setText(f"correction:{original_id}:")
+    def show_chain(self, original_id: int) -> None:
+        """Entry `original_id` with its reversal and replacement (other filters typed later narrow them)."""
+        self._reset_filter_widgets()
+        self._set_chain(original_id)
+        self.apply_filters()
+
+    def _set_chain(self, original_id: int | None) -> None:
+        self._chain = original_id
+        self.chain_button.setText(f"Entry #{original_id} and its corrections  ✕" if original_id is not None else "")
+        self.chain_button.setVisible(original_id is not None)
 
     @staticmethod
     def _copy(text: str) -> None:

@@ -23,8 +23,8 @@ from PySide6.QtWidgets import (
 
 from meterdesk.services.billing import close_period
 from meterdesk.services.entries import EntryRow
+from meterdesk.services.ledgers import Ledger
 from meterdesk.services.usage import import_usage
-from meterdesk.store.engine import Ledger
 from meterdesk.ui.desk import Desk
 from meterdesk.ui.dialogs.correct_entry import CorrectEntryDialog
 from meterdesk.ui.dialogs.forms import AssignPlanDialog, CustomerDialog, GrantCreditsDialog, UnitDialog
@@ -195,15 +195,19 @@ class MainWindow(QMainWindow):
         self.grant_action = action("Grant credits…", "Ctrl+G", "Top up the selected prepaid customer's balance", self._grant_selected)
         self.add_customer_action = action("Add customer…", "Ctrl+N", "Add a customer on a plan", self.add_customer)
         self.import_action = action("Import usage…", "Ctrl+I", "Import a CSV or JSON Lines file of usage events", self.import_file)
-        self.close_action = action("Close period…", None, "Freeze the invoices of an ended period", self.close_period)
+        # triggered(checked) would arrive as the period: the action always asks for it.
+        self.close_action = action("Close period…", None, "Freeze the invoices of an ended period", lambda: self.close_period())
         self.refresh_action = action("Refresh", "F5", "Read the page again from the database", self.refresh)
         self.filter_action = action("Search", "Ctrl+F", "Search or filter the current page", self._focus_filter)
         self.settings_action = action("Settings…", "Ctrl+,", "Database, staff name and billing time zone", self.open_settings)
         self.help_action = action("Keyboard shortcuts", "F1", "Show the keyboard shortcuts", self.show_shortcuts)
         dismiss = action("Dismiss message", "Esc", "Dismiss the message bar", self.message_bar.dismiss)
         dismiss.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        for number in range(1, len(self.pages) + 1):
-            action(f"Page {number}", f"Ctrl+{number}", f"Show page {number}", lambda _c=False, n=number: self.nav.setCurrentRow(n - 1))
+        # One action per page, in the Go menu too: a second action on the same keys makes Qt ignore both.
+        self.page_actions = [
+            action(title, f"Ctrl+{number}", f"Show {title}", lambda _c=False, n=number: self.nav.setCurrentRow(n - 1))
+            for number, (title, _tip, _page) in enumerate(self.pages, start=1)
+        ]
 
         toolbar = QToolBar("Actions")
         toolbar.setObjectName("MainToolbar")
@@ -226,8 +230,8 @@ class MainWindow(QMainWindow):
         for item in (self.record_action, self.correct_action, self.grant_action, self.add_customer_action, self.refresh_action, self.filter_action):
             ledger_menu.addAction(item)
         go_menu = menu.addMenu("&Go")
-        for number, (title, _tip, _page) in enumerate(self.pages, start=1):
-            go_menu.addAction(f"{title}", QKeySequence(f"Ctrl+{number}"), lambda n=number: self.nav.setCurrentRow(n - 1))
+        for item in self.page_actions:
+            go_menu.addAction(item)
         help_menu = menu.addMenu("&Help")
         help_menu.addAction(self.help_action)
         help_menu.addAction("About meterdesk", self.show_about)
@@ -369,19 +373,21 @@ class MainWindow(QMainWindow):
 
     def open_settings(self) -> SettingsDialog:
         dialog = SettingsDialog(self.desk, self)
-        dialog.accepted.connect(self._settings_saved)
+        dialog.accepted.connect(lambda: self._settings_saved(dialog.database_changed))
         self._form(dialog)
         return dialog
 
-    def _settings_saved(self) -> None:
-        from meterdesk.ui.app import open_configured_ledger
+    def _settings_saved(self, database_changed: bool) -> None:
+        """Another ledger is opened only when the database setting changed: the desk may be on the demo ledger
+        or on --db, and saving a new staff name must not leave it for the configured one."""
+        from meterdesk.ui.opening import open_configured_ledger
 
         self.actor_label.setText(f"Signed in as {self.desk.actor()}")
         url = self.desk.settings.effective_url()
         current = self.desk.ledger
-        from meterdesk.store.engine import resolve_url
+        from meterdesk.services.ledgers import resolve_url
 
-        if current is None or resolve_url(url) != current.url:
+        if current is None or (database_changed and resolve_url(url) != current.url):
             open_configured_ledger(self, self.desk, url)
 
     def import_file(self, path: str | None = None) -> None:
@@ -419,9 +425,8 @@ class MainWindow(QMainWindow):
             return
         if period is None:
             from meterdesk.services.context import now_us
-            from meterdesk.services.writer import timeline_of
 
-            previous = str(timeline_of(self.desk.ledger).period_of(now_us()).previous())
+            previous = str(self.desk.ledger.timeline.period_of(now_us()).previous())
             period, ok = QInputDialog.getText(self, "Close period", "Freeze the invoices of period (YYYY-MM):", text=previous)
             if not ok or not period.strip():
                 return

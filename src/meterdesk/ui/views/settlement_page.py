@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import IntEnum
@@ -12,10 +13,14 @@ from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtGui import QBrush, QColor, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
+    QDialog,
+    QDialogButtonBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QListWidget,
     QMessageBox,
     QProgressBar,
     QPushButton,
@@ -25,25 +30,27 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from meterdesk.domain.errors import Conflict
 from meterdesk.domain.periods import Period
 from meterdesk.services.billing import CloseProgress, CloseResult, Invoice, close_period, preview_invoice
 from meterdesk.services.context import now_us
+from meterdesk.services.ledgers import Ledger
 from meterdesk.services.settlement import (
     RefreshResult,
     SettleProgress,
     SettleResult,
     SettlementRow,
     SettlementState,
+    StripeFailed,
     StripeKeyMissing,
     StripeUnavailable,
     refresh_statuses,
     settle,
     settlement_overview,
     settlement_periods,
+    stripe_key_mode,
     stripe_setup_problem,
 )
-from meterdesk.services.writer import timeline_of
-from meterdesk.store.engine import Ledger
 from meterdesk.ui.desk import Desk
 from meterdesk.ui.dialogs.progress import run_with_progress
 from meterdesk.ui.formatting import local_time_text, money_text
@@ -175,14 +182,141 @@ class SettlementReadout:
     rows: list[SettlementRow]
     periods: list[str]  # periods with closed invoices, newest first, plus the last ended one
     stripe_problem: str | None  # why settling cannot start (no API key), or None
+    stripe_mode: str | None = None  # "test" or "live" for the configured key, None without one
 
 
 def read_settlement(ledger: Ledger, period: str | None) -> SettlementReadout:
     """The page's data, read on a worker: the period's invoices, the periods to offer, the Stripe key check."""
-    last_ended = str(timeline_of(ledger).period_of(now_us()).previous())
+    last_ended = str(ledger.timeline.period_of(now_us()).previous())
     period = str(Period.parse(period)) if period else last_ended
     periods = sorted(set(settlement_periods(ledger)) | {last_ended}, reverse=True)
-    return SettlementReadout(period, settlement_overview(ledger, period), periods, stripe_setup_problem())
+    return SettlementReadout(period, settlement_overview(ledger, period), periods, stripe_setup_problem(), stripe_key_mode())
+
+
+def settle_in_mode(ledger: Ledger, mode: str, **selection: Any) -> SettleResult:
+    """`settle`, only if the Stripe key is still of the mode the clerk confirmed (test or live)."""
+    now = stripe_key_mode()
+    if now is not None and now != mode:
+        raise Conflict(f"the Stripe key is now a {now} key, but sending was confirmed with a {mode} key; nothing "
+                       "was sent. Check the key, then settle again")
+    return settle(ledger, **selection)
+
+
+def totals_text(rows: list[SettlementRow]) -> str:
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for row in rows:
+        totals[row.currency] += row.total
+    return ", ".join(money_text(amount, currency) for currency, amount in sorted(totals.items())) or money_text(Decimal(0), "EUR")
+
+
+def invoices_text(count: int) -> str:
+    return f"{count} invoice{'s' if count != 1 else ''}"
+
+
+MODE_TEXT = {
+    "test": ("Stripe TEST mode", "A test-mode key (sk_test_…): invoices go to Stripe's test mode; nobody is e-mailed or charged."),
+    "live": ("Stripe LIVE mode", "A LIVE key: Stripe e-mails each invoice to the customer and asks for real money."),
+    None: ("Stripe: no API key", "Closing and previewing work; settling needs a Stripe key."),
+}
+MODE_STYLE = {
+    "test": "background: #e7f6ea; color: #1e6b34; border: 1px solid #1e6b34;",
+    "live": "background: #b3261e; color: white; border: 1px solid #7a1712;",
+    None: "background: #eee; color: #555; border: 1px solid #bbb;",
+}
+
+
+class SendConfirmation(QDialog):
+    """Asked before any invoice is sent: how many, their total, test or LIVE, who has no e-mail; a prepaid
+    customer's 0.00 invoice goes only when ticked."""
+
+    def __init__(self, rows: list[SettlementRow], mode: str, period: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Send invoices to Stripe")
+        self.setMinimumWidth(560)
+        self.mode = mode
+        self.rows = rows
+        self.zero_prepaid = [row for row in rows if row.prepaid and row.total == 0]
+        self.period = period
+
+        self.heading = QLabel()
+        font = self.heading.font()
+        font.setPointSizeF(font.pointSizeF() * 1.25)
+        font.setBold(True)
+        self.heading.setFont(font)
+        self.heading.setWordWrap(True)
+        title, explanation = MODE_TEXT[mode]
+        self.mode_banner = QLabel(f"<b>{title}</b> — {explanation}")
+        self.mode_banner.setWordWrap(True)
+        self.mode_banner.setStyleSheet(MODE_STYLE[mode] + " border-radius: 4px; padding: 8px;")
+        self.listing = QListWidget()
+        self.listing.setMaximumHeight(150)
+        self.listing.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.listing.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        no_email = [row for row in rows if not row.customer_email]
+        self.no_email = QLabel(
+            f"⚠ No e-mail address for {', '.join(f'{row.customer} ({row.customer_name})' for row in no_email)}: "
+            "Stripe has nowhere to send their invoice. Add one on the Customers page first, or send anyway."
+            if no_email else "")
+        self.no_email.setWordWrap(True)
+        self.no_email.setStyleSheet("color: #8a5300;")
+        self.no_email.setVisible(bool(no_email))
+        zeros = len(self.zero_prepaid)
+        self.include_zero = QCheckBox(f"Also send the {invoices_text(zeros)} of 0.00 to prepaid customers")
+        self.include_zero.setVisible(bool(zeros))
+        self.zero_note = QLabel(
+            f"{', '.join(f'{row.customer} ({row.customer_name})' for row in self.zero_prepaid)}: prepaid, their usage "
+            "was paid from their balance, so there is nothing to pay. Left out unless ticked.")
+        self.zero_note.setWordWrap(True)
+        self.zero_note.setStyleSheet("color: #555; margin-left: 22px;")
+        self.zero_note.setVisible(bool(zeros))
+        self.include_zero.toggled.connect(lambda _on: self._update())
+        self.buttons = QDialogButtonBox()
+        self.send_button = self.buttons.addButton("Send", QDialogButtonBox.ButtonRole.AcceptRole)
+        cancel = self.buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
+        cancel.setDefault(True)  # Enter does not send money
+        self.send_button.setAutoDefault(False)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.heading)
+        layout.addWidget(self.mode_banner)
+        layout.addWidget(self.listing)
+        layout.addWidget(self.no_email)
+        layout.addWidget(self.include_zero)
+        layout.addWidget(self.zero_note)
+        layout.addWidget(self.buttons)
+        self._update()
+
+    def chosen(self) -> list[SettlementRow]:
+        if self.include_zero.isChecked():
+            return list(self.rows)
+        return [row for row in self.rows if not (row.prepaid and row.total == 0)]
+
+    def chosen_ids(self) -> list[int]:
+        return [row.invoice_id for row in self.chosen()]
+
+    def _update(self) -> None:
+        chosen = self.chosen()
+        live = " (LIVE)" if self.mode == "live" else ""
+        self.heading.setText(f"Send {invoices_text(len(chosen))} of {self.period} to Stripe{live}? "
+                             f"Total {totals_text(chosen)}")
+        self.listing.clear()
+        for row in chosen:
+            self.listing.addItem(f"#{row.invoice_id}  {row.customer} — {row.customer_name}:  {money_text(row.total, row.currency)}")
+        left_out = len(self.rows) - len(chosen)
+        if left_out:
+            self.listing.addItem(f"Not sent: {left_out} prepaid 0.00 invoice{'s' if left_out != 1 else ''} (tick below to include)")
+        self.send_button.setText(f"Send {invoices_text(len(chosen))}{live}")
+        self.send_button.setEnabled(bool(chosen))
+
+    def summary(self) -> str:
+        """Everything the dialog tells, as text."""
+        parts = [self.heading.text(), self.mode_banner.text(), self.no_email.text() if self.no_email.isVisibleTo(self) else ""]
+        parts += [self.listing.item(i).text() for i in range(self.listing.count())]
+        if self.zero_prepaid:
+            parts += [self.include_zero.text(), self.zero_note.text()]
+        return "\n".join(part for part in parts if part)
 
 
 class SettlementPage(QWidget):
@@ -193,7 +327,6 @@ class SettlementPage(QWidget):
         self.desk = desk
         self.readout: SettlementReadout | None = None
         self.job: Job | None = None  # the settle or refresh run in flight
-        self._last_settle: tuple[list[int] | None, str] = (None, "Settling every unsent invoice")
         self._close_dialog = None
 
         self.period_box = QComboBox()
@@ -223,6 +356,10 @@ class SettlementPage(QWidget):
             if name == "close":
                 top.addSpacing(12)
         top.addStretch(1)
+        self.mode_label = QLabel()  # test or LIVE, always in sight: settling sends what this key allows
+        self.mode_label.setTextFormat(Qt.TextFormat.RichText)
+        top.addWidget(self.mode_label)
+        self._show_mode(None, checking=True)
 
         self.message_bar = MessageBar()
 
@@ -325,8 +462,15 @@ class SettlementPage(QWidget):
         super().showEvent(event)
         self.refresh()
 
+    def _show_mode(self, mode: str | None, *, checking: bool = False) -> None:
+        title, explanation = MODE_TEXT[mode]
+        self.mode_label.setText("Stripe: checking the key…" if checking else f"<b>{title}</b>")
+        self.mode_label.setToolTip(explanation)
+        self.mode_label.setStyleSheet(MODE_STYLE[mode] + " border-radius: 4px; padding: 3px 8px;")
+
     def _show(self, readout: SettlementReadout) -> None:
         self.readout = readout
+        self._show_mode(readout.stripe_mode)
         selected = self.selected_ids()
         self.model.set_rows(readout.rows)
         self.period_box.blockSignals(True)
@@ -396,7 +540,8 @@ class SettlementPage(QWidget):
             if row >= 0:
                 index = self.proxy.mapFromSource(self.model.index(row, 0))
                 selection.select(index, QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows)
-                self.table.setCurrentIndex(index)
+                # The view's setCurrentIndex would clear and select: only the last of several stayed selected.
+                selection.setCurrentIndex(index, QItemSelectionModel.SelectionFlag.NoUpdate)
 
     def _selection_changed(self) -> None:
         self._update_buttons()
@@ -483,31 +628,53 @@ class SettlementPage(QWidget):
         )
 
     # -- settling ------------------------------------------------------------------------------------
+    # Every send is confirmed, with exactly the invoices on screen that were chosen: never "whatever is unsent".
     def settle_all(self) -> None:
-        self._settle(None, "Settling every unsent invoice")
+        self.confirm_and_settle([row for row in self.model.rows() if not row.settled], "Settling")
 
     def settle_selected(self) -> None:
-        ids = [row.invoice_id for row in self.selected_rows() if not row.settled]
-        if ids:
-            self._settle(ids, f"Settling {len(ids)} selected invoice{'s' if len(ids) != 1 else ''}")
+        self.confirm_and_settle([row for row in self.selected_rows() if not row.settled], "Settling")
 
     def retry_failures(self) -> None:
-        ids = [row.invoice_id for row in self.model.rows() if row.failed]
-        if ids:
-            self._settle(ids, f"Retrying {len(ids)} failed invoice{'s' if len(ids) != 1 else ''}")
+        self.confirm_and_settle([row for row in self.model.rows() if row.failed], "Retrying the failed")
 
-    def _settle(self, invoice_ids: list[int] | None, title: str) -> None:
+    def confirm_and_settle(self, rows: list[SettlementRow], verb: str) -> None:
+        if self.job is not None or not rows or self.readout is None:
+            return
+        if self.readout.stripe_mode is None:
+            self.message_bar.show_message(
+                Level.ERROR, f"Cannot settle: {self.readout.stripe_problem}",
+                "Closing periods and previews keep working without Stripe; settle again once the key is set.",
+            )
+            return
+        mode = self.readout.stripe_mode
+        dialog = SendConfirmation(rows, mode, self.readout.period, self)
+        try:
+            accepted = dialog.exec() == QDialog.DialogCode.Accepted
+            ids = dialog.chosen_ids()
+        finally:
+            dialog.deleteLater()
+        if accepted and ids:
+            self._settle(ids, mode, f"{verb} {invoices_text(len(ids))}")
+
+    def _settle(self, invoice_ids: list[int], mode: str, title: str) -> None:
         if self.job is not None:
             return
         period = self.readout.period if self.readout else self.period()
         actor = self.desk.actor()
-        self._last_settle = (invoice_ids, title)
         self.message_bar.dismiss()
+
+        def again() -> None:  # the same invoices, those still unsent, asked again
+            wanted = set(invoice_ids)
+            self.confirm_and_settle([row for row in self.model.rows() if row.invoice_id in wanted and not row.settled], "Settling")
+
         self.job = self.desk.run(
-            lambda ledger, job: settle(ledger, period=period, invoice_ids=invoice_ids, progress=job.progress,
-                                       cancelled=job.cancelled, actor=actor),
+            lambda ledger, job: settle_in_mode(ledger, mode, period=period, invoice_ids=invoice_ids, progress=job.progress,
+                                               cancelled=job.cancelled, actor=actor),
             on_done=self._settled,
-            on_error=lambda error: self._run_failed(error, "settling with Stripe"),
+            on_error=lambda error: self._run_failed(
+                error, "settling with Stripe", again,
+                "Whatever Stripe already has is recorded; settling again resumes there and never sends anything twice."),
             on_progress=self._settle_progressed,
             description=title.lower(),
         )
@@ -556,7 +723,8 @@ class SettlementPage(QWidget):
         self.job = self.desk.run(
             lambda ledger, job: refresh_statuses(ledger, period=period, actor=actor),
             on_done=self._statuses_refreshed,
-            on_error=lambda error: self._run_failed(error, "reading statuses from Stripe"),
+            on_error=lambda error: self._run_failed(error, "reading statuses from Stripe", self.refresh_statuses,
+                                                    "Nothing is sent: trying again only reads the statuses."),
             description="reading invoice statuses from Stripe",
         )
         if self.job is not None:
@@ -582,9 +750,6 @@ class SettlementPage(QWidget):
             self.cancel_button.setEnabled(False)
             self.progress_label.setText(self.progress_label.text() + " — cancelling after this invoice")
 
-    def _try_again(self) -> None:
-        self._settle(*self._last_settle)
-
     def _begin_run(self, title: str, *, busy: bool = False) -> None:
         self.progress.setRange(0, 0 if busy else 1)
         self.progress.setValue(0)
@@ -602,18 +767,19 @@ class SettlementPage(QWidget):
         for widget in (self.progress, self.progress_label, self.cancel_button):
             widget.setVisible(visible)
 
-    def _run_failed(self, error: BaseException, doing: str) -> None:
+    def _run_failed(self, error: BaseException, doing: str, again: Callable[[], None], hint: str) -> None:
+        """Say what went wrong; "Try again" repeats the operation that failed (`again`), and nothing else."""
         self._end_run()
         if isinstance(error, StripeKeyMissing):
             self.message_bar.show_message(
                 Level.ERROR, f"Cannot settle: {error}",
                 "Closing periods and previews keep working without Stripe; settle again once the key is set.",
             )
+        elif isinstance(error, StripeFailed):  # Stripe answered: say what it answered
+            self.message_bar.show_message(Level.ERROR, str(error), hint, action="Try again", on_action=again)
         elif isinstance(error, StripeUnavailable):
             self.message_bar.show_message(
-                Level.ERROR, f"Stripe could not be reached while {doing}. {error}",
-                "Whatever Stripe already has is recorded; settling again resumes there and never sends anything twice.",
-                action="Try again", on_action=self._try_again,
+                Level.ERROR, f"Stripe could not be reached while {doing}. {error}", hint, action="Try again", on_action=again,
             )
         else:
             self.message_bar.show_error(error, doing)

@@ -19,11 +19,11 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from meterdesk.domain.errors import Conflict
 from meterdesk.domain.periods import Period
-from meterdesk.domain.money import round_balance
-from meterdesk.domain.pricing import charge_price
+from meterdesk.domain.pricing import RunningCharge
 from meterdesk.domain.units import Aggregation
-from meterdesk.store.codec import decode_quantity, encode_money
+from meterdesk.store.codec import decode_quantity
 from meterdesk.store.engine import Ledger
 from meterdesk.store.queries import (
     CustomerRow,
@@ -42,7 +42,6 @@ from meterdesk.store.queries import (
     subscriptions_of_many,
 )
 from meterdesk.store.schema import customer_balances, customers, invoices, usage_daily, usage_entries
-from meterdesk.services.timeline import Timeline
 
 LOOKUP_CHUNK = 2000
 MAX_REMEMBERED_PRICES = 100_000
@@ -69,13 +68,6 @@ class EntryValues(NamedTuple):
 
 
 ENTRY_COLUMNS = EntryValues._fields
-
-
-def timeline_of(ledger: Ledger) -> Timeline:
-    timeline = ledger.cache.get("timeline")
-    if timeline is None:
-        timeline = ledger.cache["timeline"] = Timeline(ledger.timezone)
-    return timeline
 
 
 def dialect_insert(connection: Connection, table):
@@ -130,13 +122,23 @@ def mismatch(stored: StoredEntry, entry: NewEntry) -> str | None:
     return None
 
 
+def duplicate_or_conflict(stored: StoredEntry, entry: NewEntry) -> None:
+    """Nothing when `entry` retries the stored one; an idempotency Conflict naming the difference otherwise."""
+    reason = mismatch(stored, entry)
+    if reason:
+        raise Conflict(
+            f"request_id: {entry.request_id!r} was already recorded for customer {entry.customer.external_id!r} "
+            f"as entry {stored.id} with {reason}; use a new request id for a new event"
+        )
+
+
 class EntryWriter:
     """Writes entries inside one write transaction; caches what it learns for the transaction's length."""
 
     def __init__(self, connection: Connection, ledger: Ledger, now_us: int, source: str, actor: str) -> None:
         self.connection = connection
         self.ledger = ledger
-        self.timeline = timeline_of(ledger)
+        self.timeline = ledger.timeline
         self.now_us = now_us
         self.source = source
         self.actor = actor
@@ -147,10 +149,12 @@ class EntryWriter:
         self._versions: dict[tuple[int, int], PlanVersionRow] = {}
         # The rounded price of each running total, kept by the ledger between transactions: the next event
         # of the customer and unit starts from it (a price is a pure function of the charge and quantity).
-        self._prices: dict[tuple[int, int, str], tuple[Decimal, Decimal, object]] = ledger.cache.setdefault("prices", {})
-        self._totals: dict[tuple[int, int, str], Decimal] = {}
+        self._prices: dict[tuple[int, int, str], tuple[int, int, object]] = ledger.cache.setdefault("prices", {})
+        self._totals: dict[tuple[int, int, str], Decimal] = {}  # period totals as read, before any entry
+        self._running: dict[tuple[int, int, str], RunningCharge] = {}  # prepaid totals as entries move them
         self._rollup: dict[tuple[int, str, int, str], list[int]] = {}
-        self._balance_deltas: dict[int, int] = defaultdict(int)
+        # Micro-units each customer's balance is charged by the prepared entries, applied by `flush`.
+        self.balance_deltas: dict[int, int] = defaultdict(int)
         self._peaks_to_recount: set[tuple[int, str, int, str, int, int]] = set()
 
     # -- locking and lookups --------------------------------------------------------------------
@@ -304,33 +308,41 @@ class EntryWriter:
 
     def _total(self, customer: CustomerRow, unit: UnitRow, period: Period) -> Decimal:
         key = (customer.id, unit.id, self.timeline.name(period))
+        running = self._running.get(key)
+        if running is not None:
+            return Decimal(running.total).scaleb(-running.scale) if running.scale else Decimal(running.total)
         if key not in self._totals:
             self._totals[key] = period_quantity(self.connection, customer.id, unit, period)
         return self._totals[key]
 
     # -- prepaid charging ----------------------------------------------------------------------
-    def prepaid_charge(self, customer: CustomerRow, unit: UnitRow, period: Period, after: Decimal) -> int:
-        """price(after) - price(before) of the unit's charge, in micro-units; moves the running total.
-
-        This is the domain's `incremental_charge`, with the rounded price of the running total kept
-        between entries so that a batch prices each entry once instead of twice.
-        """
+    def running_charge(self, customer: CustomerRow, unit: UnitRow, period: Period) -> RunningCharge:
+        """The domain's prepaid pricer for a customer's unit in a period, at its total so far in this
+        transaction; every entry of the transaction moves the same one."""
         key = (customer.id, unit.id, self.timeline.name(period))
-        before = self._total(customer, unit, period)
-        self._totals[key] = after
-        charge = self._charge(customer, period, unit)
-        if charge is None:
-            return 0
-        known = self._prices.get(key)
-        if known and known[0] == before and known[2] is charge:
-            before_price = known[1]
-        else:
-            before_price = round_balance(charge_price(charge, before))
-        after_price = round_balance(charge_price(charge, after))
-        if len(self._prices) >= MAX_REMEMBERED_PRICES:
-            self._prices.clear()
-        self._prices[key] = (after, after_price, charge)
-        return encode_money(after_price - before_price)
+        running = self._running.get(key)
+        if running is None:
+            charge = self._charge(customer, period, unit)
+            scale = 0 if unit.unit.aggregation is Aggregation.COUNT else unit.unit.decimals
+            total = int(self._total(customer, unit, period).scaleb(scale))
+            known = self._prices.get(key)
+            price = known[1] if known and known[0] == total and known[2] is charge else None
+            running = self._running[key] = RunningCharge(charge, scale, total, price)
+        return running
+
+    def prepaid_charge(self, customer: CustomerRow, unit: UnitRow, period: Period, after: Decimal) -> int:
+        """price(after) - price(before) of the unit's charge, in micro-units; moves the running total."""
+        running = self.running_charge(customer, unit, period)
+        return running.move_to(int(after.scaleb(running.scale)))
+
+    def _remember_prices(self) -> None:
+        """Leave each running total's price where the next transaction looks for it."""
+        prices = self._prices
+        if len(prices) + len(self._running) >= MAX_REMEMBERED_PRICES:
+            prices.clear()
+        for key, running in self._running.items():
+            if running.charge is not None:
+                prices[key] = (running.total, running.price, running.charge)
 
     def total_after(self, entry: NewEntry, period: Period) -> Decimal:
         before = self._total(entry.customer, entry.unit, period)
@@ -383,7 +395,7 @@ class EntryWriter:
         rows: list[tuple] = []
         append = rows.append
         now, source, actor = self.now_us, self.source, self.actor
-        timeline, last_closed, rollup, deltas = self.timeline, self._last_closed, self._rollup, self._balance_deltas
+        timeline, last_closed, rollup, deltas = self.timeline, self._last_closed, self._rollup, self.balance_deltas
         peak_unit = Aggregation.MAX
         span_start = span_end = 0
         period = name = None
@@ -534,9 +546,10 @@ class EntryWriter:
         for recount in sorted(self._peaks_to_recount):
             self._recount_peak(*recount)
         self._peaks_to_recount.clear()
+        self._remember_prices()
         found: dict[int, int] = {}
-        deltas = sorted(self._balance_deltas.items())
-        self._balance_deltas.clear()
+        deltas = sorted(self.balance_deltas.items())
+        self.balance_deltas.clear()
         if not deltas:
             return found
         change = "UPDATE customer_balances SET charged = charged + ?, balance = balance - ? WHERE customer_id = ?"

@@ -2,7 +2,7 @@
 
 A server that records events one by one pays for everything around the write, so the common case — a new
 request id, billed in its own open period — is written here with the few statements it needs and nothing
-else: the customer's event context (`store.queries.event_context`, which also locks the customer on
+else: the customer's event context (`store.queries.event_context`, read after locking the customer on
 PostgreSQL), the entry, its day in the rollup and the prepaid balance, then the commit. Everything else (a
 retried or conflicting request id, usage in a closed period, an unknown unit or customer, bad input) returns
 None here and takes the general path in `services.usage`, which is the authority for those rules; nothing
@@ -13,9 +13,10 @@ What the event context says is remembered between events only where a cheap chec
   process, commits) and the ledger's own write counter (other transactions of this process on the same
   connection) both say that nothing but this path wrote since. The remembered totals and balances are moved
   by this path's own commits.
-- PostgreSQL: other desks write all the time, so the context is read again in every event, in the one
-  statement that locks the customer (the catalog rows it names come from per-ledger caches of immutable
-  rows: units and plan versions). That statement goes out with the BEGIN, and the writes — one statement of
+- PostgreSQL: other desks write all the time, so the context is read again in every event, in the
+  statement after the one that locks the customer (under READ COMMITTED a statement that waited for the
+  lock keeps its snapshot from before the wait; the catalog rows it names come from per-ledger caches of
+  immutable rows: units and plan versions). Both go out with the BEGIN, and the writes — one statement of
   data-modifying CTEs — go out with the COMMIT: two round trips per event.
 """
 
@@ -23,17 +24,15 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_right
-from decimal import Decimal
 
 from meterdesk.domain.errors import InvalidInput
-from meterdesk.domain.money import round_balance
-from meterdesk.domain.plans import PricingModel, plan_from_dict
-from meterdesk.domain.pricing import charge_price
+from meterdesk.domain.plans import plan_from_dict
+from meterdesk.domain.pricing import RunningCharge
 from meterdesk.domain.units import Aggregation, validate_usage_amount
-from meterdesk.services.writer import ENTRY_COLUMNS, INSERT_ONE, PEAK_UPDATE, ROLLUP_NAMES, ROLLUP_UPSERT, timeline_of
-from meterdesk.store.codec import decode_quantity, encode_money, encode_quantity
+from meterdesk.store.writer import ENTRY_COLUMNS, INSERT_ONE, PEAK_UPDATE, ROLLUP_NAMES, ROLLUP_UPSERT
+from meterdesk.store.codec import encode_quantity
 from meterdesk.store.engine import Ledger
-from meterdesk.store.queries import CustomerRow, PlanVersionRow, UnitRow, _event_sql, _percent_style, fetch
+from meterdesk.store.queries import LOCK_CUSTOMER, CustomerRow, PlanVersionRow, UnitRow, _event_sql, _percent_style, fetch
 
 SESSION_KEY = "meterdesk_event_session"
 PERIOD_KEY = "event_period"
@@ -43,16 +42,15 @@ MAX_REMEMBERED_CONTEXTS = 10_000
 class _Context:
     """One customer, unit and period as an event sees them: mutable, moved by this path's own commits."""
 
-    __slots__ = ("customer", "prepaid", "last_closed", "charge", "per_unit", "total", "price")
+    __slots__ = ("customer", "prepaid", "last_closed", "charge", "total", "running")
 
-    def __init__(self, customer: CustomerRow, last_closed: str | None, charge, per_unit, total: int) -> None:
+    def __init__(self, customer: CustomerRow, last_closed: str | None, charge, total: int, running: RunningCharge | None) -> None:
         self.customer = customer
         self.prepaid = customer.prepaid
         self.last_closed = last_closed
         self.charge = charge  # the plan's charge for the unit, None when nothing prices it
-        self.per_unit = per_unit  # _per_unit_terms of the charge
         self.total = total  # scaled quantity (sum), entries (count) or peak (max) of the period so far
-        self.price: tuple[int, Decimal] | None = None  # (total, its rounded price), when known
+        self.running = running  # a prepaid customer's pricer at `total`
 
 
 class _Session:
@@ -107,16 +105,16 @@ def record_event(
 
 
 def _period_at(ledger: Ledger, instant: int) -> tuple:
-    timeline = timeline_of(ledger)
+    timeline = ledger.timeline
     period = timeline.period_of(instant)
     start, end = timeline.bounds(period)
     return (start, end, period, timeline.name(period), *timeline.days(period))
 
 
-def _context_sql(ledger: Ledger, external_id: str, unit: UnitRow, period, lock: bool) -> tuple[str, tuple]:
+def _context_sql(ledger: Ledger, external_id: str, unit: UnitRow, period) -> tuple[str, tuple]:
     """The event context query (store.queries.event_context) and its parameters."""
-    start, _ = timeline_of(ledger).bounds(period)
-    return _event_sql(unit.unit.aggregation, lock), (
+    start, _ = ledger.timeline.bounds(period)
+    return _event_sql(unit.unit.aggregation), (
         start, str(period), unit.id, period.last_day.isoformat(), period.first_day.isoformat(), external_id
     )
 
@@ -124,14 +122,16 @@ def _context_sql(ledger: Ledger, external_id: str, unit: UnitRow, period, lock: 
 def _context_from_row(ledger: Ledger, connection, row, unit: UnitRow) -> tuple[_Context, int | None]:
     """(context, balance in micro-units) from a row of the event context query."""
     customer = CustomerRow(*row[:8])
-    charge = None
+    charge = running = None
+    total = int(row[15] or 0)
     if customer.prepaid and row[9] is not None:
         if row[14] is None:
             charge = _NEEDS_GENERAL_PATH  # every plan version starts later: the general path knows what prices it
         else:
             charge = _plan_version(ledger, connection, row[14]).plan.charge_for(unit.code)
-    per_unit = _per_unit_terms(charge, unit) if charge is not _NEEDS_GENERAL_PATH else None
-    return _Context(customer, row[8], charge, per_unit, int(row[15] or 0)), row[16]
+    if customer.prepaid and charge is not _NEEDS_GENERAL_PATH:
+        running = RunningCharge(charge, 0 if unit.unit.aggregation is Aggregation.COUNT else unit.unit.decimals, total)
+    return _Context(customer, row[8], charge, total, running), row[16]
 
 
 _NEEDS_GENERAL_PATH = object()
@@ -151,7 +151,8 @@ def _plan_version(ledger: Ledger, connection, version_id: int) -> PlanVersionRow
 
 def _priced(context: _Context, unit: UnitRow, quantity: int) -> tuple[int | None, int]:
     """(charged micro-units or None for a postpaid customer, the period total after the entry): the
-    domain's price(total after) - price(total before), each rounded to the balance quantum."""
+    domain's price(total after) - price(total before), each rounded to the balance quantum. Nothing moves
+    until the entry is committed (`_Context.running.move_to`)."""
     before = context.total
     aggregation = unit.unit.aggregation
     if aggregation is Aggregation.SUM:
@@ -162,52 +163,7 @@ def _priced(context: _Context, unit: UnitRow, quantity: int) -> tuple[int | None
         after = max(before, quantity)
     if not context.prepaid:
         return None, after
-    charge = context.charge
-    if charge is None:
-        return 0, after
-    if context.per_unit is not None:
-        return _per_unit_micros(context.per_unit, after) - _per_unit_micros(context.per_unit, before), after
-    known = context.price
-    if known is not None and known[0] == before:
-        before_price = known[1]
-    else:
-        before_price = round_balance(charge_price(charge, _decoded(before, unit)))
-    after_price = round_balance(charge_price(charge, _decoded(after, unit)))
-    context.price = (after, after_price)
-    return encode_money(after_price - before_price), after
-
-
-def _per_unit_terms(charge, unit: UnitRow) -> tuple[int, int, int] | None:
-    """A per-unit charge as integers over scaled totals, (included, price digits, power of ten), so that
-    `_per_unit_micros` prices a total without Decimal arithmetic; None when the charge is not per unit or
-    its included quantity has more places than the unit (then the domain's pricing does it)."""
-    if charge is None or charge.model is not PricingModel.PER_UNIT or charge.unit_price is None:
-        return None
-    decimals = 0 if unit.unit.aggregation is Aggregation.COUNT else unit.unit.decimals
-    included = charge.included.scaleb(decimals)
-    if included != included.to_integral_value():
-        return None
-    sign, digits, exponent = charge.unit_price.as_tuple()
-    if sign or not isinstance(exponent, int):
-        return None
-    price = int("".join(map(str, digits)) or "0") * 10 ** max(exponent, 0)
-    return int(included), price, 6 - decimals + min(exponent, 0)
-
-
-def _per_unit_micros(terms: tuple[int, int, int], total: int) -> int:
-    """round_balance(charge_price(charge, total)) in micro-units, for the integer terms of a per-unit charge:
-    billable * unit price, exact, rounded half up to 1e-6 (both factors are never negative)."""
-    included, price, power = terms
-    exact = (total - included) * price if total > included else 0
-    if power >= 0:
-        return exact * 10**power
-    step = 10**-power
-    return (exact + step // 2) // step
-
-
-def _decoded(total: int, unit: UnitRow) -> Decimal:
-    decimals = unit.unit.decimals
-    return Decimal(total) if decimals == 0 or unit.unit.aggregation is Aggregation.COUNT else decode_quantity(total, decimals)
+    return context.running.charge_to(after), after
 
 
 def _rollup_row(customer_id: int, name: str, unit: UnitRow, day: str, quantity: int) -> tuple:
@@ -231,7 +187,7 @@ def _record_sqlite(ledger, connection, driver, external_id, unit, quantity, inst
     key = (external_id, unit.id, name)
     context = session.contexts.get(key)
     if context is None:
-        rows = execute(*_context_sql(ledger, external_id, unit, period, False)).fetchall()
+        rows = execute(*_context_sql(ledger, external_id, unit, period)).fetchall()
         if not rows:
             return None  # unknown customer: the general path says so
         context, balance = _context_from_row(ledger, connection, rows[0], unit)
@@ -262,6 +218,8 @@ def _record_sqlite(ledger, connection, driver, external_id, unit, quantity, inst
         balance -= charged
     execute("COMMIT")
     context.total = after
+    if context.running is not None:
+        context.running.move_to(after)
     if prepaid:
         session.balances[customer.id] = balance
     return customer, entry_id, charged, balance, name
@@ -276,9 +234,12 @@ SQLITE_CHARGE = "UPDATE customer_balances SET charged = charged + ?, balance = b
 
 def _record_postgresql(ledger, connection, driver, external_id, unit, quantity, instant, now, period, name, day,
                        request_id, note, source, actor) -> tuple | None:
-    sql, params = _context_sql(ledger, external_id, unit, period, True)
+    sql, params = _context_sql(ledger, external_id, unit, period)
+    # The lock first, the context in the next statement: a statement that waited for the lock would
+    # still see the snapshot from before the wait (READ COMMITTED). Sent together: one round trip.
     with driver.pipeline():
         driver.execute("BEGIN")
+        driver.execute(_percent_style(LOCK_CUSTOMER), (external_id,))
         cursor = driver.execute(_percent_style(sql), params)
     rows = cursor.fetchall()
     if not rows:
