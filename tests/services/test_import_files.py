@@ -195,12 +195,16 @@ def test_json_numbers_are_read_exactly(seeded, tmp_path, monkeypatch, way):
         '{"customer": "acme", "unit": "api_calls", "amount": 1000000000000000, "request_id": "the-most"}',
         '{"customer": "acme", "unit": "storage_gb", "amount": 1.0001, "request_id": "too-fine"}',
         '{"customer": "acme", "unit": "api_calls", "amount": 1e400, "request_id": "huge"}',
+        '{"customer": "acme", "unit": "api_calls", "amount": NaN, "request_id": "nan"}',
+        '{"customer": "acme", "unit": "api_calls", "amount": -Infinity, "request_id": "infinite"}',
     ]
     path = tmp_path / "usage.jsonl"
     path.write_text("\n".join(lines) + "\n")
     result = import_usage(seeded, path)
-    assert [line for line, _ in _errors(result)] == [5, 6]
+    assert [line for line, _ in _errors(result)] == [5, 6, 7, 8]
     assert all(error.startswith("amount: ") for _, error in _errors(result))
+    assert [error for line, error in _errors(result) if line > 6] == [  # as the command line says of "NaN"
+        "amount: must be a finite number, not NaN", "amount: must be a finite number, not -Infinity"]
     with seeded.read() as connection:
         stored = dict(connection.execute(text("SELECT request_id, quantity FROM usage_entries")).all())
     assert {key: int(value) for key, value in stored.items()} == {

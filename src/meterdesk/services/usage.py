@@ -390,7 +390,9 @@ def _jsonl_records(handle) -> Iterator[tuple[int, list | str]]:
             yield line, _bad_bytes(text)
             continue
         try:
-            record = json.loads(text, parse_float=Decimal)
+            # Numbers as Decimals, never floats; NaN and Infinity too, so the amount parser refuses them
+            # as it refuses the text "NaN" on every other path.
+            record = json.loads(text, parse_float=Decimal, parse_constant=Decimal)
         except ValueError as error:
             yield line, f"not valid JSON: {error}"
             continue
