@@ -185,3 +185,31 @@ def test_the_fast_path_for_plain_amounts_agrees_with_the_general_parser(whole, f
     assert actual == expected
     if not isinstance(actual, tuple):
         assert str(actual) == str(expected)
+
+
+@given(
+    text=st.one_of(
+        st.from_regex(r"\A[0-9]{1,17}(\.[0-9]{0,7})?\Z"),
+        st.text(alphabet="0123456789.\u0665\uff15\u09e8\U0001d7d3 e+-_", min_size=1, max_size=12),
+    ),
+    decimals=st.integers(min_value=0, max_value=6),
+)
+def test_plain_quantity_is_the_amount_parsers_reading(text, decimals):
+    """`plain_quantity` (the imports' reading of a plain amount, without a Decimal) answers exactly what
+    validate_usage_amount answers, scaled by the unit's decimals, or leaves the text to it (None)."""
+    from meterdesk.domain.units import Unit, plain_quantity
+
+    found = plain_quantity(text, decimals)
+    if found is None:
+        return
+    assert validate_usage_amount(Unit("metered", "Metered", decimals), text).scaleb(decimals) == found
+
+
+@pytest.mark.parametrize("text", ["\u0665", "\uff15", "1\u0665", "1.\u0665", "\u09e8.5", "\U0001d7d3", "\u0665\u0660"])
+def test_amounts_are_written_with_ascii_digits_only(text):
+    """SPEC 2: Decimal() and int() would read these as numbers; an amount is refused on every path."""
+    from meterdesk.domain.units import plain_quantity
+
+    assert plain_quantity(text, 3) is None
+    with pytest.raises(InvalidInput, match="^amount: is not a number"):
+        validate_usage_amount(STORAGE, text)

@@ -9,7 +9,6 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import text
 
-from meterdesk.domain.errors import InvalidInput
 from meterdesk.services import usage
 from meterdesk.services.credits import grant_credits
 from meterdesk.services.summary import usage_summary
@@ -25,7 +24,7 @@ LINES = [
     "acme,api_calls,100,r1,,same again",
     "acme,api_calls,7,r1,,conflicting",
     "acme,api_calls,5,r6,2999-01-01T00:00:00Z,",
-    " acme , api_calls , 2.0 , r7 , ,",
+    " acme , api_calls , 2.0 , r7 , ,",  # ids as written: customer ' acme ' is nobody (SPEC 2 "Ids")
     f"bolt,seats,3,r8,{last_month_at(4)},",
     "bolt,builds,1,r9,,",
 ] + [f"{'bolt' if n % 3 else 'acme'},api_calls,{n % 50 + 1},bulk-{n},," for n in range(60)]
@@ -99,12 +98,13 @@ def test_a_batch_expected_new_that_meets_a_recorded_request_id_falls_back(seeded
     assert summary.balance == Decimal("99.4")
 
 
-def test_an_unreadable_file_read_by_the_reader_process_is_invalid_input(seeded, tmp_path, monkeypatch):
+def test_bad_bytes_read_by_the_reader_process_are_a_rejected_line(seeded, tmp_path, monkeypatch):
     monkeypatch.setattr(usage, "READER_PROCESS_BYTES", 0)
     path = tmp_path / "usage.csv"
-    path.write_bytes(b"acme,api_calls,1,r1\n\xff\xfe not utf-8\n")
-    with pytest.raises(InvalidInput, match="file"):
-        import_usage(seeded, path)
+    path.write_bytes(b"acme,api_calls,1,r1\n\xff\xfe not utf-8\nacme,api_calls,1,r3\n")
+    result = import_usage(seeded, path)
+    assert (result.recorded, result.rejected) == (2, 1)
+    assert result.errors == [{"line": 2, "error": "line: not valid UTF-8 (byte 0xFF at character 1); nothing on it was read"}]
 
 
 def _this_period_at(ledger, second: int) -> str:

@@ -68,18 +68,38 @@ def validate_unit_code(code: object, field: str = "code") -> str:
     return code
 
 
-# The shape almost every recorded amount has ("1500", "2.5"): checked without the general parser, which
-# stays the one authority for everything else and for every error message. Bulk imports live on this path.
-_PLAIN_AMOUNT = re.compile(r"(\d{1,16})(?:\.(\d{1,6}))?")
+# The shape almost every recorded amount has ("1500", "2.5"): ASCII digits only (r"\d" would also take
+# "٥" or "５"), at most 16 whole digits and 6 places. Read here without the general parser, which stays the
+# one authority for everything else and for every error message; bulk imports live on this path (their
+# column check, services/bulk_import.py, is built from this same pattern).
+PLAIN_AMOUNT_PATTERN = r"[0-9]{1,16}(?:\.[0-9]{1,6})?"
+_PLAIN_AMOUNT = re.compile(PLAIN_AMOUNT_PATTERN)
+#: The largest usage amount as an integer scaled by 0..6 decimals (10^15, or less where 64 bits end first).
+MAX_SCALED_AMOUNTS = [min(int(MAX_AMOUNT) * 10**places, MAX_SCALED) for places in range(MAX_UNIT_DECIMALS + 1)]
+
+
+def plain_quantity(value: object, decimals: int) -> int | None:
+    """A plain positive amount as an integer scaled by `decimals`: `validate_usage_amount`'s reading of
+    text such as "1500" or "2.25", without building a Decimal. None when the text has any other shape, or
+    is out of range, or has more places than `decimals`: `validate_usage_amount` then decides and words it."""
+    if type(value) is not str or not _PLAIN_AMOUNT.fullmatch(value):
+        return None
+    whole, _, fraction = value.partition(".")
+    if fraction[decimals:].strip("0"):
+        return None
+    quantity = int(whole) * 10**decimals + (int(fraction[:decimals].ljust(decimals, "0")) if decimals else 0)
+    return quantity if 0 < quantity <= MAX_SCALED_AMOUNTS[decimals] else None
 
 
 def validate_usage_amount(unit: Unit, value: object, field: str = "amount") -> Decimal:
-    """A recorded usage amount: finite, positive, at most 10^15, no more decimal places than the unit allows."""
-    if type(value) is str and (match := _PLAIN_AMOUNT.fullmatch(value)):
-        fraction = match[2] or ""
+    """A recorded usage amount: finite, positive, at most 10^15, no more decimal places than the unit
+    allows, written with ASCII digits (surrounding whitespace is ignored). Every path that records usage
+    reads its amount here (imports through `plain_quantity` first, which agrees with it)."""
+    if type(value) is str and _PLAIN_AMOUNT.fullmatch(value):
+        whole, _, fraction = value.partition(".")
         if not fraction[unit.decimals :].strip("0"):
             fraction = fraction[: unit.decimals]
-            number = Decimal(f"{match[1]}.{fraction}" if fraction else match[1])
+            number = Decimal(f"{whole}.{fraction}" if fraction else whole)
             if 0 < number <= _MAX_EXACT_AMOUNT[unit.decimals]:
                 return number
     number = parse_decimal(value, field, minimum=Decimal(0), exclusive_minimum=True, maximum=MAX_AMOUNT)

@@ -27,7 +27,7 @@ from itertools import repeat
 from operator import floordiv, itemgetter
 from typing import NamedTuple
 
-from meterdesk.domain.units import CORRECTION_PREFIX, MAX_REQUEST_ID_LENGTH, Aggregation
+from meterdesk.domain.units import CORRECTION_PREFIX, MAX_REQUEST_ID_LENGTH, PLAIN_AMOUNT_PATTERN, Aggregation, plain_quantity
 from meterdesk.store.writer import EntryWriter, NewEntry, StoredEntry
 from meterdesk.store.codec import decode_quantity
 from meterdesk.store.engine import Ledger
@@ -35,8 +35,9 @@ from meterdesk.store.engine import Ledger
 FAST_COLUMNS = ("customer", "unit", "amount", "request_id", "occurred_at")
 # A whole column of UTC timestamps to the second, one per line: the shape the general parser's fast path
 # (usage._UTC_SECOND) takes; the dates themselves are then checked by datetime.fromisoformat.
-_UTC_COLUMN = re.compile(r"(?:\d{4}-\d\d-\d\dT(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\dZ\n)*")
-_AMOUNT_COLUMN = re.compile(r"(?:\d{1,16}(?:\.\d{1,6})?\n)*")
+_UTC_COLUMN = re.compile(r"(?:\d{4}-\d\d-\d\dT(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\dZ\n)*", re.ASCII)
+# A whole column of plain amounts: the amount parser's own plain shape (ASCII digits only), one per line.
+_AMOUNT_COLUMN = re.compile(f"(?:{PLAIN_AMOUNT_PATTERN}\n)*")
 _SCALE = [10**places for places in range(7)]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = datetime.resolution
@@ -199,14 +200,12 @@ class ColumnReader:
         return found
 
     def _amount(self, text: str, decimals: int) -> int | None:
-        """An amount with a fractional part, scaled by `decimals`: the general path's reading
-        (plain_values._plain_quantity), remembered; None when that reading declines it."""
+        """An amount with a fractional part, scaled by `decimals`: the amount parser's reading
+        (domain.units.plain_quantity), remembered; None when that reading declines it."""
         key = (text, decimals)
         found = self.amounts.get(key)
         if found is None:
-            from meterdesk.services.plain_values import _plain_quantity
-
-            found = _plain_quantity(text, decimals)
+            found = plain_quantity(text, decimals)
             if found is not None and len(self.amounts) < 1 << 16:
                 self.amounts[key] = found
         return found

@@ -211,8 +211,9 @@ class CustomerInfo:
         }
 
 
-def validate_customer_id(value: str) -> str:
-    return validate_id(value, "id")
+def validate_customer_id(value: str, field: str = "id") -> str:
+    """A customer id (SPEC 2 "Ids"); `field` names it in the error ("customer" where usage refers to one)."""
+    return validate_id(value, field)
 
 
 def validate_name(value: str, field: str = "name") -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal
 from functools import lru_cache
-from itertools import chain, islice
+from itertools import islice
 from operator import itemgetter
 from pathlib import Path
 
@@ -22,10 +22,12 @@ from sqlalchemy import select
 
 from meterdesk.domain.errors import Conflict, InvalidInput, MeterdeskError, NotFound, Unavailable
 from meterdesk.domain.periods import MAX_FUTURE_SKEW, check_not_future, format_timestamp, from_micros, parse_timestamp, to_micros
-from meterdesk.domain.units import validate_request_id, validate_usage_amount
+from meterdesk.domain.units import (
+    MAX_SCALED_AMOUNTS, UNIT_CODE_RE, plain_quantity, validate_request_id, validate_usage_amount,
+)
+from meterdesk.services.catalog import validate_customer_id
 from meterdesk.services.context import default_actor, now_us
 from meterdesk.store.events import record_event
-from meterdesk.services.plain_values import _MAX_SCALED, _plain_quantity
 from meterdesk.services.shapes import exact_money, money
 from meterdesk.domain.timeline import local_midnight
 from meterdesk.services.bulk_import import FAST_COLUMNS, ColumnBatch, ColumnReader, by_customer, write_columns
@@ -74,7 +76,13 @@ def validate_note(note: str | None) -> str | None:
     note = str(note)
     if len(note) > MAX_NOTE_LENGTH:
         raise InvalidInput("note", f"is {len(note)} characters long; at most {MAX_NOTE_LENGTH} are allowed")
+    if (unstorable := _UNSTORABLE.search(note)) is not None:
+        # PostgreSQL text cannot hold NUL, and neither database a lone surrogate (no UTF-8 for it).
+        raise InvalidInput("note", f"must not contain {unstorable[0]!r} (at position {unstorable.start()})")
     return note or None
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def validate_source(source: str) -> str:
@@ -276,16 +284,49 @@ def _detect_format(path: Path, head: str) -> str:
     return "jsonl" if head.lstrip().startswith("{") else "csv"
 
 
+# An import file is decoded with errors="surrogateescape": a byte that is not UTF-8 becomes one of these
+# lone surrogates (which valid UTF-8 never decodes to), so the file reads on and the line that holds it is
+# rejected by its number like any other bad line (SPEC 5).
+_BAD_BYTES = re.compile("[\udc80-\udcff]")
+FILE_ERRORS = "surrogateescape"
+
+
+def _bad_bytes(text: str) -> str | None:
+    """The error of a line holding bytes that are not UTF-8, or None."""
+    found = _BAD_BYTES.search(text)
+    if found is None:
+        return None
+    return f"line: not valid UTF-8 (byte 0x{ord(found[0]) - 0xDC00:02X} at character {found.start() + 1}); nothing on it was read"
+
+
+def _csv_fields(text: str) -> list[str] | str:
+    """The CSV fields of one line of a file, or why the line is broken. A quoted field ends on the line it
+    starts: a stray quote breaks its own line and never swallows the lines after it (SPEC 5)."""
+    if '"' not in text:
+        if _BAD_BYTES.search(text):
+            return _bad_bytes(text)
+        return text.rstrip("\r\n").split(",")  # the csv module's reading of a line without quotes
+    if _BAD_BYTES.search(text):
+        return _bad_bytes(text)
+    try:
+        return next(csv.reader((text,), strict=True), [])
+    except csv.Error as error:
+        if str(error) == "unexpected end of data":
+            return "line: a quote is not closed; a quoted field must end on the line it starts"
+        return f"line: broken quoting ({error}); a quoted field is a whole field, quotes inside it doubled"
+
+
 def _csv_records(handle, *, first_line: int = 1, header: bool = True, width: int = len(IMPORT_FIELDS)) -> Iterator[tuple[int, list | str]]:
     """(line number, fields in IMPORT_FIELDS order or an error) for every non-blank CSV line; a leading
     header row is optional. Missing trailing fields are None. `first_line`: the number of the handle's
     first line in the file; `header`: whether that line may be the header."""
-    reader = csv.reader(handle)
     order: list[int] | None = None  # where each of IMPORT_FIELDS is in a row, after a header that reorders them
-    offset = first_line - 1
-    for row in reader:
-        line = reader.line_num + offset
-        if header and reader.line_num == 1 and row and row[0].strip().lower() == "customer":
+    for line, text in enumerate(handle, start=first_line):
+        row = _csv_fields(text)
+        if type(row) is str:
+            yield line, row
+            continue
+        if header and line == first_line and row and row[0].strip().lower() == "customer":
             names = [cell.strip().lower() for cell in row]
             unknown = [name for name in names if name not in IMPORT_FIELDS]
             if unknown:
@@ -323,17 +364,16 @@ def batch_sizes(batch_size: int = IMPORT_BATCH) -> Iterator[int]:
 
 def _read_csv_fast(importer: "_Importer", handle, batch_size: int) -> Iterator:
     """A CSV file's batches: clean ones checked column by column (services/bulk_import.py) and handed on as
-    a ColumnBatch, any other the general way (a validated batch). A file whose header reorders the columns
-    goes the general way throughout; so does the rest of a file from the first quote character on (a
-    quoted field may span lines)."""
+    a ColumnBatch, any other the general way (a validated batch, its lines read one by one by
+    `_csv_fields`). A file whose header reorders the columns goes the general way throughout."""
     first = handle.readline()
     if not first:
         return
-    row = next(csv.reader([first]), [])
+    row = _csv_fields(first)
     line = 0
     pending = [first]
-    width = len(row)
-    if row and row[0].strip().lower() == "customer":
+    width = len(row) if type(row) is list else len(IMPORT_FIELDS)
+    if type(row) is list and row and row[0].strip().lower() == "customer":
         names = [cell.strip().lower() for cell in row]
         if names not in (list(FAST_COLUMNS), list(IMPORT_FIELDS)) or '"' in first:
             handle.seek(0)
@@ -349,38 +389,64 @@ def _read_csv_fast(importer: "_Importer", handle, batch_size: int) -> Iterator:
         if not lines:
             return
         first_line, line = line + 1, line + len(lines)
-        if '"' in "".join(lines):
-            rest = _csv_records(chain(lines, handle), first_line=first_line, header=False, width=width)
-            yield from _read_in_turn(importer, rest, batch_size, handle)
-            return
         now = now_us()
         batch = reader.check(lines, first_line, line, _position(handle), now)
         if batch is not None:
             yield batch
             continue
-        rows = list(csv.reader(lines))
-        records = [(first_line + i, record) for i, row in enumerate(rows) if (record := _csv_record(row, width)) is not None]
+        records = []
+        for number, text in enumerate(lines, start=first_line):
+            row = _csv_fields(text)
+            record = row if type(row) is str else _csv_record(row, width)
+            if record is not None:
+                records.append((number, record))
         if records:
             yield importer.validate(records, now, _position(handle))
+
+
+_JSON_TYPES = {dict: "a JSON object", list: "a JSON array", bool: "a JSON boolean", int: "a JSON number", Decimal: "a JSON number"}
+_TEXT_FIELDS = frozenset(("customer", "unit", "request_id", "occurred_at", "note"))
 
 
 def _jsonl_records(handle) -> Iterator[tuple[int, list | str]]:
     for line, text in enumerate(handle, start=1):
         if not text.strip():
             continue
+        if _BAD_BYTES.search(text):
+            yield line, _bad_bytes(text)
+            continue
         try:
-            record = json.loads(text, parse_float=Decimal)
+            # Numbers as Decimals, never floats; NaN and Infinity too, so the amount parser refuses them
+            # as it refuses the text "NaN" on every other path.
+            record = json.loads(text, parse_float=Decimal, parse_constant=Decimal)
         except ValueError as error:
             yield line, f"not valid JSON: {error}"
+            continue
+        except RecursionError:
+            yield line, "not valid JSON: nested too deeply"
             continue
         if not isinstance(record, dict):
             yield line, "each line must be a JSON object"
             continue
-        unknown = [key for key in record if key not in IMPORT_FIELDS]
-        if unknown:
-            yield line, f"{unknown[0]}: unknown field"
+        problem = _json_field_problem(record)
+        if problem:
+            yield line, problem
             continue
         yield line, [record.get(name) for name in IMPORT_FIELDS]
+
+
+def _json_field_problem(record: dict) -> str | None:
+    """Why a JSON Lines record's fields cannot be read, or None: an unknown field, or a value of the wrong
+    JSON type — text fields take a string (or null), the amount a string or a number, never a nested value."""
+    for key, value in record.items():
+        if key not in IMPORT_FIELDS:
+            return f"{key}: unknown field"
+        if value is None or type(value) is str:
+            continue
+        if key in _TEXT_FIELDS or type(value) in (dict, list):
+            wanted = "text (a JSON string)" if key in _TEXT_FIELDS else "a number (a JSON number or string)"
+            return f"{key}: must be {wanted}, not {_JSON_TYPES.get(type(value), type(value).__name__)}"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,9 +473,15 @@ class _Importer:
         self.checkpoints = checkpoints  # the import's checkpoint thread (SQLite), for each batch's write
 
     def _load_customers(self, ids: set[str]) -> None:
+        """Look up customer ids not seen yet; an id the customer id validator refuses (a NUL, bad bytes,
+        spaces around it) is never looked up: it is unknown here, and `_validate` says why."""
         missing = [i for i in ids if i not in self.customers]
         if not missing:
             return
+        for i in missing:
+            if not _valid_customer_id(i):
+                self.customers[i] = None
+        missing = [i for i in missing if i not in self.customers]
         with self.ledger.read() as connection:
             for start in range(0, len(missing), 1000):
                 chunk = missing[start : start + 1000]
@@ -422,7 +494,12 @@ class _Importer:
             self.customers.setdefault(i, None)
 
     def _load_units(self, codes: set[str]) -> None:
+        """Look up unit codes not seen yet; text that is no unit code's shape is unknown without asking."""
         missing = [code for code in codes if code not in self.units]
+        for code in missing:
+            if not UNIT_CODE_RE.fullmatch(code):
+                self.units[code] = None
+        missing = [code for code in missing if code not in self.units]
         if not missing:
             return
         with self.ledger.read() as connection:
@@ -519,22 +596,24 @@ class _Importer:
                     and (occurred if occurred is not None else now) >= self.starts.get(customer.id, 0)):
                 return NewEntry(customer, unit, known[1], known[0], occurred, validate_request_id(raw_request_id),
                                 validate_note(note) if note else None)
-        customer_id = str(customer_text or "").strip()
-        if not customer_id:
+        # Ids reach the shared validators exactly as written: no reader strips them (SPEC 2 "Ids").
+        if customer_text is None or customer_text == "":
             raise InvalidInput("customer", "is missing")
+        customer_id = validate_customer_id(customer_text, "customer")
         customer = self.customers.get(customer_id)
         if customer is None:
             raise NotFound(f"customer: unknown customer {customer_id!r}")
-        unit_code = str(unit_text or "").strip()
-        if not unit_code:
+        if unit_text is None or unit_text == "":
             raise InvalidInput("unit", "is missing")
-        unit = self.units.get(unit_code)
+        if type(unit_text) is not str:
+            raise InvalidInput("unit", f"must be text, not {type(unit_text).__name__}")
+        unit = self.units.get(unit_text)
         if unit is None:
-            raise NotFound(f"unit: unknown unit {unit_code!r}")
+            raise NotFound(f"unit: unknown unit {unit_text!r}")
         decimals = unit.unit.decimals
         quantity = _plain_quantity(raw_amount, decimals)
         if quantity is None:
-            amount = validate_usage_amount(unit.unit, raw_amount.strip() if isinstance(raw_amount, str) else raw_amount)
+            amount = validate_usage_amount(unit.unit, raw_amount)
             quantity = encode_quantity(amount, decimals)
         else:
             amount = decode_quantity(quantity, decimals)
@@ -627,14 +706,25 @@ class _RequestIdTaken(Exception):
 
 
 def _unknown(known: dict, values) -> set[str]:
-    """The values (as stripped text) not yet looked up."""
-    return {str(value or "").strip() for value in values if type(value) is not str or value not in known}
+    """The values not yet looked up: text, exactly as written (anything else is refused by `_validate`)."""
+    return {value for value in values if type(value) is str and value not in known}
+
+
+def _valid_customer_id(value: str) -> bool:
+    try:
+        validate_customer_id(value, "customer")
+    except InvalidInput:
+        return False
+    return True
 
 
 # The shapes almost every line of a usage file has, read without the general parsers (which stay the
-# authority for everything else and for every error message): a plain amount such as "1500" or "2.25",
-# and a UTC timestamp to the second such as "2026-11-03T10:00:00Z".
-_UTC_SECOND = re.compile(r"(\d{4}-\d{2}-\d{2})T([01]\d|2[0-3]):([0-5]\d):([0-5]\d)Z")
+# authority for everything else and for every error message): a plain amount such as "1500" or "2.25"
+# (domain.units.plain_quantity, the amount parser's own reading of it), and a UTC timestamp to the second
+# such as "2026-11-03T10:00:00Z".
+_UTC_SECOND = re.compile(r"(\d{4}-\d{2}-\d{2})T([01]\d|2[0-3]):([0-5]\d):([0-5]\d)Z", re.ASCII)
+_MAX_SCALED = MAX_SCALED_AMOUNTS
+_plain_quantity = plain_quantity
 _day_micros: dict[str, int] = {}
 
 
@@ -693,7 +783,7 @@ def import_usage(
     path = Path(path)
     actor = actor or default_actor("import")
     try:
-        handle = path.open("r", encoding="utf-8-sig", newline="")
+        handle = path.open("r", encoding="utf-8-sig", errors=FILE_ERRORS, newline="")
     except OSError as error:
         raise InvalidInput("file", f"cannot read {str(path)!r}: {error.strerror or error}") from error
     result = ImportResult()
@@ -808,7 +898,7 @@ def _reader_process(url: str, path: str, batch_size: int, sending) -> None:
             return
         try:
             importer = _Importer(ledger, "", ImportResult())
-            with Path(path).open("r", encoding="utf-8-sig", newline="") as handle:
+            with Path(path).open("r", encoding="utf-8-sig", errors=FILE_ERRORS, newline="") as handle:
                 head = handle.read(4096)
                 handle.seek(0)
                 if _detect_format(Path(path), head) == "csv":

@@ -43,7 +43,7 @@ from meterdesk.store.queries import (
     plan_version_in_force,
     subscriptions_of_many,
 )
-from meterdesk.store.schema import customer_balances, customers, invoices, usage_daily, usage_entries
+from meterdesk.store.schema import customer_balances, usage_daily, usage_entries
 
 LOOKUP_CHUNK = 2000
 MAX_REMEMBERED_PRICES = 100_000
