@@ -152,7 +152,7 @@ METHOD = """## How it is measured
   parsed and priced, inserted by raw sqlite3 with the fast lane's own statement into a fresh copy of the
   ledger, in the import's batches, each sorted by customer as the import sorts it (the table's 16 columns,
   its unique key and its two secondary indexes, and nothing of meterdesk's own work).
-- **Single events** call `services.usage.record_usage` in a loop, one transaction per event, for a prepaid
+- **Single events** call `services.recording.record_usage` in a loop, one transaction per event, for a prepaid
   customer (the entry, its charge and the balance update), from a process that keeps the ledger open; the
   baseline stores the same event with the raw driver in the same tables of an identical ledger (insert the
   entry row, charge included, into `usage_entries` with its indexes; update the balance; commit), so the

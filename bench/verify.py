@@ -21,7 +21,7 @@ TABLES = {
 
 
 def _import(url: str, csv: Path, batch_size: int) -> None:
-    from meterdesk.services.usage import import_usage
+    from meterdesk.services.imports import import_usage
     from meterdesk.store.engine import open_ledger
 
     ledger = open_ledger(url)

@@ -77,7 +77,7 @@ def run(context: Context) -> list[Result]:
 
 def import_batches(n: int) -> list[tuple[int, int]]:
     """(start, stop) of each batch a fast-lane import of n lines writes (`usage.batch_sizes`)."""
-    from meterdesk.services.usage import batch_sizes
+    from meterdesk.services.imports import batch_sizes
 
     sizes, left = [], n
     for size in batch_sizes():
@@ -90,7 +90,7 @@ def import_batches(n: int) -> list[tuple[int, int]]:
 
 
 def schema_batches(base, events, n: int) -> list[list[tuple]]:
-    """The rows the fast lane inserts for the usage file (bulk_import.PLAIN_COLUMNS, prepaid charges priced),
+    """The rows the fast lane inserts for the usage file (column_writer.PLAIN_COLUMNS, prepaid charges priced),
     in its batches, each sorted by customer (stable) as `_insert_sqlite` sorts it."""
     connection = sqlite3.connect(base)
     try:
@@ -102,7 +102,7 @@ def schema_batches(base, events, n: int) -> list[list[tuple]]:
 
 
 def _sqlite(context: Context, path, rows, events, label: str) -> list[Result]:
-    from meterdesk.services.bulk_import import sqlite_insert_statement
+    from meterdesk.store.column_writer import sqlite_insert_statement
 
     n = len(rows)
     ledger = context.work_dir / "import.sqlite3"

@@ -1,6 +1,6 @@
 """Single events: one usage event per transaction for a prepaid customer (the entry, its charge, the balance).
 
-meterdesk: `services.usage.record_usage` in a loop, from a process that keeps the ledger open (a server).
+meterdesk: `services.recording.record_usage` in a loop, from a process that keeps the ledger open (a server).
 Baseline: the raw driver storing the same event in the same ledger tables — insert the entry row (already
 built, charge included) into `usage_entries` with its indexes (ON CONFLICT DO NOTHING on the request id),
 update the customer's balance, commit — on an identical copy of the ledger, at the same durability setting.
@@ -34,7 +34,7 @@ def prepaid_customers(count: int) -> list[data.CustomerSpec]:
 
 def record_events(url: str, customer: str, count: int, tag: str, start_together=None) -> tuple[float, float]:
     """(start, end) of recording `count` events through the service, one transaction each."""
-    from meterdesk.services.usage import record_usage
+    from meterdesk.services.recording import record_usage
     from meterdesk.store.engine import open_ledger
 
     ledger = open_ledger(url, upgrade=False)

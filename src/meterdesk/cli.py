@@ -168,7 +168,7 @@ def cmd_credits_grant(args) -> int:
 
 
 def cmd_usage_record(args) -> int:
-    from meterdesk.services.usage import record_usage
+    from meterdesk.services.recording import record_usage
 
     result = record_usage(_open(args), args.customer, args.unit, args.amount, args.request_id, occurred_at=args.at, note=args.note, source="cli")
     s = result.to_json()
@@ -180,7 +180,7 @@ def cmd_usage_record(args) -> int:
 
 
 def cmd_usage_import(args) -> int:
-    from meterdesk.services.usage import import_usage
+    from meterdesk.services.imports import import_usage
 
     show_progress = sys.stderr.isatty() and not args.json
 

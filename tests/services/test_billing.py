@@ -13,7 +13,7 @@ from meterdesk.services.billing import close_period, preview_invoice
 from meterdesk.services.catalog import add_customer, assign_plan, get_plan, save_plan
 from meterdesk.services.credits import grant_credits
 from meterdesk.services.summary import usage_summary
-from meterdesk.services.usage import record_usage
+from meterdesk.services.recording import record_usage
 from tests.services.helpers import PRO_PLAN, last_month, last_month_at, seed, this_month
 
 

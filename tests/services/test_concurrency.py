@@ -16,7 +16,7 @@ EVENTS = 40
 
 
 def _record_all(url: str, start_barrier, offset: int) -> tuple[int, int]:
-    from meterdesk.services.usage import record_usage
+    from meterdesk.services.recording import record_usage
     from meterdesk.store.engine import open_ledger
 
     ledger = open_ledger(url)
@@ -34,7 +34,7 @@ def _record_all(url: str, start_barrier, offset: int) -> tuple[int, int]:
 
 
 def _import_same_file(url: str, path: str, start_barrier) -> int:
-    from meterdesk.services.usage import import_usage
+    from meterdesk.services.imports import import_usage
     from meterdesk.store.engine import open_ledger
 
     ledger = open_ledger(url)

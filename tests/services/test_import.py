@@ -11,7 +11,7 @@ from meterdesk.domain.errors import InvalidInput
 from meterdesk.services.credits import grant_credits
 from meterdesk.services.entries import count_entries
 from meterdesk.services.summary import usage_summary
-from meterdesk.services.usage import import_usage
+from meterdesk.services.imports import import_usage
 from tests.services.helpers import last_month_at, seed
 
 

@@ -3,8 +3,8 @@ bytes in its encoding, a nested JSON value where text belongs, JSON nested past 
 line number and never swallows the lines after it; ids reach the shared validators exactly as written; amounts
 are read by the one amount parser (ASCII digits only, never through a float).
 
-Every CSV test runs on three ways of importing: the general path alone (services/usage.py), the fast lane
-(services/bulk_import.py, column by column, in this process) and the reader process (which runs the fast lane's
+Every CSV test runs on three ways of importing: the general path alone (services/imports.py), the fast lane
+(services/column_reader.py and store/column_writer.py, column by column, in this process) and the reader process (which runs the fast lane's
 reader in a second process); JSON Lines on the two ways it has (in this process, the reader process). Every
 test runs on SQLite and PostgreSQL (the `ledger` fixture)."""
 
@@ -16,8 +16,10 @@ import pytest
 from sqlalchemy import text
 
 from meterdesk.domain.errors import MeterdeskError
-from meterdesk.services import bulk_import, usage
-from meterdesk.services.usage import import_usage, record_usage
+from meterdesk.services import column_reader, imports
+from meterdesk.store import column_writer
+from meterdesk.services.imports import import_usage
+from meterdesk.services.recording import record_usage
 from tests.services.helpers import seed
 from tests.services.test_import_paths import _this_period_at
 
@@ -39,19 +41,19 @@ class _Way:
         self.name = name
         self.fast_batches = 0
         if name == "general":
-            monkeypatch.setattr(bulk_import.ColumnReader, "check", lambda *arguments: None)
+            monkeypatch.setattr(column_reader.ColumnReader, "check", lambda *arguments: None)
         if name == "reader-process":
-            monkeypatch.setattr(usage, "READER_PROCESS_BYTES", 0)
+            monkeypatch.setattr(imports, "READER_PROCESS_BYTES", 0)
         else:
-            monkeypatch.setattr(usage, "READER_PROCESS_BYTES", 1 << 40)
-        original = bulk_import.write_columns
+            monkeypatch.setattr(imports, "READER_PROCESS_BYTES", 1 << 40)
+        original = column_writer.write_columns
 
         def counting(*arguments, **keywords):
             outcome = original(*arguments, **keywords)
             self.fast_batches += outcome is not None
             return outcome
 
-        monkeypatch.setattr(usage, "write_columns", counting)
+        monkeypatch.setattr(imports, "write_columns", counting)
 
     def check(self) -> None:
         if self.name == "fast-lane":
@@ -392,7 +394,7 @@ def test_amounts_with_digits_other_than_ascii_are_refused_on_every_path(seeded, 
 def test_the_fast_lane_leaves_ids_with_spaces_at_either_end_to_the_validator():
     """The column check takes only request ids it can prove plain; the validator judges the rest (a batch
     with one goes the general way), so no path accepts what the validator refuses."""
-    plain = bulk_import.ColumnReader._plain_request_ids
+    plain = column_reader.ColumnReader._plain_request_ids
     assert plain(["r-1", "a b", "x" * 255])
     for odd in (" r", "r ", " ", "   ", "a\x00b", "bad-\udcff", "a\tb", "\u00a0r"):
         assert not plain(["r-1", odd, "r-2"]), odd

@@ -9,10 +9,10 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import text
 
-from meterdesk.services import usage
+from meterdesk.services import imports
 from meterdesk.services.credits import grant_credits
 from meterdesk.services.summary import usage_summary
-from meterdesk.services.usage import import_usage
+from meterdesk.services.imports import import_usage
 from tests.services.helpers import ENTRY_INSERT, last_month_at, seed
 
 LINES = [
@@ -70,9 +70,9 @@ def test_every_way_of_importing_records_the_same(seeded, tmp_path, monkeypatch, 
     assert (expected.recorded, expected.duplicates, expected.rejected) == (65, 1, 5)
 
     # Batches of 8, the unique key alone checking request ids after the first batch found none taken.
-    monkeypatch.setattr(usage, "EXPECT_NEW_AFTER", 5)
+    monkeypatch.setattr(imports, "EXPECT_NEW_AFTER", 5)
     if reader_process:
-        monkeypatch.setattr(usage, "READER_PROCESS_BYTES", 0)
+        monkeypatch.setattr(imports, "READER_PROCESS_BYTES", 0)
     found = import_usage(seeded, path, batch_size=8)
     assert _outcome(found) == _outcome(expected)
     assert _ledger_state(seeded) == expected_state
@@ -81,7 +81,7 @@ def test_every_way_of_importing_records_the_same(seeded, tmp_path, monkeypatch, 
 
 
 def test_a_batch_expected_new_that_meets_a_recorded_request_id_falls_back(seeded, tmp_path, monkeypatch):
-    monkeypatch.setattr(usage, "EXPECT_NEW_AFTER", 5)
+    monkeypatch.setattr(imports, "EXPECT_NEW_AFTER", 5)
     first = tmp_path / "first.csv"
     first.write_text("".join(f"bolt,api_calls,10,old-{n}\n" for n in range(10)))
     assert import_usage(seeded, first).recorded == 10
@@ -99,7 +99,7 @@ def test_a_batch_expected_new_that_meets_a_recorded_request_id_falls_back(seeded
 
 
 def test_bad_bytes_read_by_the_reader_process_are_a_rejected_line(seeded, tmp_path, monkeypatch):
-    monkeypatch.setattr(usage, "READER_PROCESS_BYTES", 0)
+    monkeypatch.setattr(imports, "READER_PROCESS_BYTES", 0)
     path = tmp_path / "usage.csv"
     path.write_bytes(b"acme,api_calls,1,r1\n\xff\xfe not utf-8\nacme,api_calls,1,r3\n")
     result = import_usage(seeded, path)
@@ -138,39 +138,40 @@ def _fast_lane_file(ledger, path) -> None:
 @pytest.mark.parametrize("rollup", ["loop", "arrays"])
 @pytest.mark.parametrize("reader_process", [False, True], ids=["in-process", "reader-process"])
 def test_the_fast_lane_records_what_the_general_path_records(seeded, tmp_path, monkeypatch, reader_process, rollup):
-    """Clean batches go through services/bulk_import.py; the same file through the general path alone gives
+    """Clean batches go through the fast lane (services/column_reader.py, store/column_writer.py); the same file through the general path alone gives
     the same entries, rollup, balances, outcome and errors (line numbers included) — then again, as a re-run.
     The fast lane adds up a big batch's rollup with numpy ("arrays"): here every batch is made to."""
-    from meterdesk.services import bulk_import
+    from meterdesk.services import column_reader
+    from meterdesk.store import column_writer
     from meterdesk.store.engine import open_ledger
 
     path = tmp_path / "usage.csv"
     _fast_lane_file(seeded, path)
-    monkeypatch.setattr(usage, "EXPECT_NEW_AFTER", 5)
-    monkeypatch.setattr(bulk_import, "ARRAY_ROLLUP_ROWS", 0 if rollup == "arrays" else 1 << 40)
+    monkeypatch.setattr(imports, "EXPECT_NEW_AFTER", 5)
+    monkeypatch.setattr(column_writer, "ARRAY_ROLLUP_ROWS", 0 if rollup == "arrays" else 1 << 40)
     if reader_process:
-        monkeypatch.setattr(usage, "READER_PROCESS_BYTES", 0)
+        monkeypatch.setattr(imports, "READER_PROCESS_BYTES", 0)
 
     reference = open_ledger(f"sqlite:///{tmp_path / 'reference.sqlite3'}")
     seed(reference)
     grant_credits(reference, "bolt", "100", "g")
     with monkeypatch.context() as general_only:
-        general_only.setattr(bulk_import.ColumnReader, "check", lambda *arguments: None)
-        general_only.setattr(usage, "READER_PROCESS_BYTES", 1 << 40)
+        general_only.setattr(column_reader.ColumnReader, "check", lambda *arguments: None)
+        general_only.setattr(imports, "READER_PROCESS_BYTES", 1 << 40)
         expected = [import_usage(reference, path, batch_size=8) for _ in range(2)]
     expected_state = _ledger_state(reference)
     reference.close()
     assert (expected[0].recorded, expected[0].duplicates, expected[0].rejected) == (61, 1, 3)
 
     written = []
-    original = bulk_import.write_columns
+    original = column_writer.write_columns
 
     def counting(*arguments, **keywords):
         outcome = original(*arguments, **keywords)
         written.append(outcome)
         return outcome
 
-    monkeypatch.setattr(usage, "write_columns", counting)
+    monkeypatch.setattr(imports, "write_columns", counting)
     found = [import_usage(seeded, path, batch_size=8) for _ in range(2)]
     if not reader_process:
         assert sum(1 for outcome in written if outcome is not None) >= 6, "the clean batches went through the fast lane"
@@ -185,11 +186,12 @@ def test_the_fast_lane_records_what_the_general_path_records(seeded, tmp_path, m
 
 
 def test_batches_in_customer_order_report_their_lines_in_file_order(seeded, tmp_path, monkeypatch):
-    """The reader process sends each clean batch in customer order (bulk_import.by_customer). Lines the fast
+    """The reader process sends each clean batch in customer order (column_writer.by_customer). Lines the fast
     lane finds recorded as another event, and a batch it hands to the general path (a request id twice),
     are reported at their own line numbers in file order, and the ledger, balances included, is the one the
     general path alone records."""
-    from meterdesk.services import bulk_import
+    from meterdesk.services import column_reader
+    from meterdesk.store import column_writer
     from meterdesk.store.engine import open_ledger
 
     first = tmp_path / "first.csv"
@@ -208,23 +210,23 @@ def test_batches_in_customer_order_report_their_lines_in_file_order(seeded, tmp_
     seed(reference)
     grant_credits(reference, "bolt", "100", "g")
     with monkeypatch.context() as general_only:
-        general_only.setattr(bulk_import.ColumnReader, "check", lambda *arguments: None)
-        general_only.setattr(usage, "READER_PROCESS_BYTES", 1 << 40)
+        general_only.setattr(column_reader.ColumnReader, "check", lambda *arguments: None)
+        general_only.setattr(imports, "READER_PROCESS_BYTES", 1 << 40)
         expected = [import_usage(reference, path, batch_size=32) for path in (first, second)]
     expected_state = _ledger_state(reference)
     reference.close()
     assert [error["line"] for error in expected[1].errors] == [5, 12, 24, 43, 52]
 
-    monkeypatch.setattr(usage, "READER_PROCESS_BYTES", 0)
+    monkeypatch.setattr(imports, "READER_PROCESS_BYTES", 0)
     batches = []
-    original = bulk_import.write_columns
+    original = column_writer.write_columns
 
     def recording(importer, batch, *arguments, **keywords):
         outcome = original(importer, batch, *arguments, **keywords)
         batches.append((batch.lines is not None, outcome is not None))
         return outcome
 
-    monkeypatch.setattr(usage, "write_columns", recording)
+    monkeypatch.setattr(imports, "write_columns", recording)
     found = [import_usage(seeded, path, batch_size=32) for path in (first, second)]
     assert (True, True) in batches and (True, False) in batches, "customer-ordered batches, through the fast lane and past it"
     assert [_outcome(result) for result in found] == [_outcome(result) for result in expected]
@@ -235,7 +237,7 @@ def test_batches_in_customer_order_report_their_lines_in_file_order(seeded, tmp_
 
 
 def test_by_customer_keeps_each_customers_lines_in_file_order():
-    from meterdesk.services.bulk_import import ColumnBatch, by_customer
+    from meterdesk.store.column_writer import ColumnBatch, by_customer
 
     batch = ColumnBatch(10, 14, 0, [3, 1, 3, 2, 1], [1, 1, 2, 1, 2], [5, 6, 7, 8, 9], [50, 60, 70, 80, 90], ["a", "b", "c", "d", "e"])
     ordered = by_customer(batch)
@@ -251,8 +253,9 @@ def test_by_customer_orders_a_big_batch_as_a_small_one(monkeypatch):
     (16 digits with 6 decimals) is still taken exactly."""
     import random
 
-    from meterdesk.services import bulk_import
-    from meterdesk.services.bulk_import import ColumnBatch, by_customer
+    from meterdesk.services import column_reader
+    from meterdesk.store import column_writer
+    from meterdesk.store.column_writer import ColumnBatch, by_customer
 
     rnd = random.Random(7)
     n = 500
@@ -262,7 +265,7 @@ def test_by_customer_orders_a_big_batch_as_a_small_one(monkeypatch):
         [f"r-{i}" for i in range(n)],
     )
     plain = by_customer(batch)
-    monkeypatch.setattr(bulk_import, "NUMPY_ORDER_ROWS", 2)
+    monkeypatch.setattr(column_writer, "NUMPY_ORDER_ROWS", 2)
     through_numpy = by_customer(batch)
     assert through_numpy == plain
     assert all(type(value) is int for column in through_numpy[3:7] for value in column)
@@ -272,8 +275,8 @@ def test_by_customer_orders_a_big_batch_as_a_small_one(monkeypatch):
 def test_the_column_reader_scales_amounts_as_the_general_parser():
     """Whole amounts are scaled by the unit's decimals in one pass; those with a fractional part one by one,
     and a batch with one the general parser must word (more places than the unit allows) is declined."""
-    from meterdesk.services.bulk_import import ColumnReader
-    from meterdesk.services.usage import _MAX_SCALED, _plain_quantity
+    from meterdesk.services.column_reader import ColumnReader
+    from meterdesk.services.imports import _MAX_SCALED, _plain_quantity
 
     reader = ColumnReader(None, 5, _MAX_SCALED, lambda now: now)
     reader.unit_decimals.update({"calls": 0, "gb": 3, "seats": 0})
@@ -288,11 +291,12 @@ def test_the_column_reader_scales_amounts_as_the_general_parser():
 
 def test_the_fast_lane_stores_quotes_and_backslashes_as_given(seeded, tmp_path, monkeypatch):
     """Its constants go into the statement (SQLite) or a COPY text (PostgreSQL): both must keep them exact."""
-    from meterdesk.services import bulk_import
+    from meterdesk.services import column_reader
+    from meterdesk.store import column_writer
 
     written = []
-    original = bulk_import.write_columns
-    monkeypatch.setattr(usage, "write_columns", lambda *a, **k: written.append(original(*a, **k)) or written[-1])
+    original = column_writer.write_columns
+    monkeypatch.setattr(imports, "write_columns", lambda *a, **k: written.append(original(*a, **k)) or written[-1])
     path = tmp_path / "usage.csv"
     ids = ["back\\slash-1", "tab\\t-2", "quote'3", "plain-4"]
     path.write_text("".join(f"acme,api_calls,{n + 1},{request_id},{_this_period_at(seeded, n)}\n" for n, request_id in enumerate(ids)))
@@ -339,7 +343,8 @@ TIERED_PLAN = {
 def test_the_fast_lane_prices_every_model_as_the_general_path(seeded, tmp_path, monkeypatch):
     """A prepaid customer on graduated, volume and package charges over sum, max and count units: the
     fast lane's integer pricing charges each line what the general path's Decimal pricing charges."""
-    from meterdesk.services import bulk_import
+    from meterdesk.services import column_reader
+    from meterdesk.store import column_writer
     from meterdesk.services.catalog import add_customer, save_plan
     from meterdesk.store.engine import open_ledger
 
@@ -359,17 +364,17 @@ def test_the_fast_lane_prices_every_model_as_the_general_path(seeded, tmp_path, 
     grant_credits(reference, "bolt", "100", "g")
     prepare(reference)
     with monkeypatch.context() as general_only:
-        general_only.setattr(bulk_import.ColumnReader, "check", lambda *arguments: None)
-        general_only.setattr(usage, "READER_PROCESS_BYTES", 1 << 40)
+        general_only.setattr(column_reader.ColumnReader, "check", lambda *arguments: None)
+        general_only.setattr(imports, "READER_PROCESS_BYTES", 1 << 40)
         expected = import_usage(reference, path, batch_size=16)
     expected_state = _ledger_state(reference)
     reference.close()
 
     prepare(seeded)
     written = []
-    original = bulk_import.write_columns
-    monkeypatch.setattr(usage, "write_columns", lambda *a, **k: written.append(original(*a, **k)) or written[-1])
-    monkeypatch.setattr(usage, "READER_PROCESS_BYTES", 1 << 40)
+    original = column_writer.write_columns
+    monkeypatch.setattr(imports, "write_columns", lambda *a, **k: written.append(original(*a, **k)) or written[-1])
+    monkeypatch.setattr(imports, "READER_PROCESS_BYTES", 1 << 40)
     found = import_usage(seeded, path, batch_size=16)
     assert len(written) >= 6 and all(outcome is not None for outcome in written), "every batch went through the fast lane"
     assert _outcome(found) == _outcome(expected) == (120, 0, 0, [])
@@ -381,7 +386,8 @@ def test_the_fast_lane_prices_every_model_as_the_general_path(seeded, tmp_path, 
 def test_a_failure_while_the_copy_runs_writes_nothing_and_leaves_the_ledger_usable(seeded, tmp_path, monkeypatch):
     """On PostgreSQL the slices are priced while the COPY is under way: when pricing fails the COPY is
     abandoned, the batch rolls back, and the ledger takes the next import."""
-    from meterdesk.services import bulk_import
+    from meterdesk.services import column_reader
+    from meterdesk.store import column_writer
 
     path = tmp_path / "usage.csv"
     path.write_text("".join(f"bolt,api_calls,{n % 5 + 1},boom-{n},{_this_period_at(seeded, n)}\n" for n in range(30)))
@@ -391,7 +397,7 @@ def test_a_failure_while_the_copy_runs_writes_nothing_and_leaves_the_ledger_usab
         raise RuntimeError("pricing failed")
 
     with monkeypatch.context() as broken:
-        broken.setattr(bulk_import._Charger, "charge", failing)
+        broken.setattr(column_writer._Charger, "charge", failing)
         with pytest.raises(RuntimeError, match="pricing failed"):
             import_usage(seeded, path)
     with seeded.read() as connection:
@@ -410,16 +416,17 @@ def test_an_import_leaves_the_wal_copied_and_its_connections_checkpointing_again
 
     from sqlalchemy.engine import make_url
 
-    from meterdesk.services import bulk_import
+    from meterdesk.services import column_reader
+    from meterdesk.store import column_writer
 
     if seeded.dialect != "sqlite":
         pytest.skip("PostgreSQL has no WAL checkpoints of its own to move")
     path = tmp_path / "usage.csv"
     _fast_lane_file(seeded, path)
-    monkeypatch.setattr(usage, "EXPECT_NEW_AFTER", 5)
-    monkeypatch.setattr(usage, "READER_PROCESS_BYTES", 0)
+    monkeypatch.setattr(imports, "EXPECT_NEW_AFTER", 5)
+    monkeypatch.setattr(imports, "READER_PROCESS_BYTES", 0)
     if general:
-        monkeypatch.setattr(bulk_import.ColumnReader, "check", lambda *arguments: None)
+        monkeypatch.setattr(column_reader.ColumnReader, "check", lambda *arguments: None)
     result = import_usage(seeded, path, batch_size=8)
     assert (result.recorded, result.duplicates) == (61, 1)
     database = Path(make_url(seeded.url).database)

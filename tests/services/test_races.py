@@ -73,7 +73,7 @@ def _event(request_id: int) -> tuple[str, int]:
 
 
 def _record_racing(url: str, barrier, seed: int) -> int:
-    from meterdesk.services.usage import record_usage
+    from meterdesk.services.recording import record_usage
     from meterdesk.store.engine import open_ledger
 
     ledger = open_ledger(url)
@@ -118,7 +118,7 @@ def test_racing_writers_charge_prepaid_customers_the_price_of_their_final_quanti
 
 
 def _record_into_closing_month(url: str, barrier, seed: int, month_at: str) -> int:
-    from meterdesk.services.usage import record_usage
+    from meterdesk.services.recording import record_usage
     from meterdesk.store.engine import open_ledger
 
     ledger = open_ledger(url)
@@ -147,7 +147,7 @@ def test_usage_recorded_while_its_period_closes_is_on_the_invoice_or_late_in_the
     add_customer(ledger, "acme", "Acme", "metered", actor="tests")
     month, at = last_month(), last_month_at()
     # A head start, so that the close has work to do while the writers go on.
-    from meterdesk.services.usage import record_usage
+    from meterdesk.services.recording import record_usage
 
     for n in range(20):
         record_usage(ledger, "acme", "calls", 1, f"early-{n}", occurred_at=at, source="api")

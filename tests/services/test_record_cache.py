@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, text
 from meterdesk.services.billing import close_period
 from meterdesk.services.catalog import add_customer, assign_plan, save_plan, update_customer
 from meterdesk.services.credits import grant_credits
-from meterdesk.services.usage import record_usage
+from meterdesk.services.recording import record_usage
 from meterdesk.store.engine import open_ledger
 from tests.services.helpers import last_month, last_month_at, seed, this_month
 

@@ -11,7 +11,7 @@ from meterdesk.domain.periods import Period
 from meterdesk.services.catalog import add_customer, save_plan
 from meterdesk.services.corrections import correct_entry
 from meterdesk.services.summary import period_report, top_customers, usage_summary
-from meterdesk.services.usage import record_usage
+from meterdesk.services.recording import record_usage
 from tests.services.helpers import PRO_PLAN, last_month, last_month_at, seed, this_month
 
 SEATS_PLAN = {

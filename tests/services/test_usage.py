@@ -12,7 +12,7 @@ from meterdesk.services.billing import close_period
 from meterdesk.services.credits import grant_credits
 from meterdesk.services.entries import EntryFilter, list_entries
 from meterdesk.services.summary import usage_summary
-from meterdesk.services.usage import record_usage
+from meterdesk.services.recording import record_usage
 from tests.services.helpers import last_month, last_month_at, seed, this_month
 
 

@@ -14,7 +14,8 @@ from meterdesk.services.catalog import add_customer, add_unit
 from meterdesk.services.corrections import correct_entry
 from meterdesk.services.credits import grant_credits
 from meterdesk.services.entries import EntryFilter, list_entries
-from meterdesk.services.usage import import_text, record_usage
+from meterdesk.services.imports import import_text
+from meterdesk.services.recording import record_usage
 from tests.services.helpers import last_month_at, seed
 
 BIG = "1000000000000000"  # 10^15, the largest amount; scaled by 3 decimals, 10^18

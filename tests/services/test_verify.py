@@ -11,7 +11,8 @@ from meterdesk.services.billing import close_period
 from meterdesk.services.catalog import add_customer, save_plan
 from meterdesk.services.corrections import correct_entry
 from meterdesk.services.credits import grant_credits
-from meterdesk.services.usage import import_text, record_usage
+from meterdesk.services.imports import import_text
+from meterdesk.services.recording import record_usage
 from meterdesk.services.verify import VerifyProgress, verify_ledger
 from tests.services.helpers import last_month, last_month_at, seed, this_month
 

@@ -7,7 +7,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from meterdesk.services.credits import grant_credits
-from meterdesk.services.usage import record_usage
+from meterdesk.services.recording import record_usage
 from meterdesk.store import migrate
 from meterdesk.store.schema import APPEND_ONLY_TABLES, metadata
 from tests.services.helpers import ENTRY_INSERT, seed

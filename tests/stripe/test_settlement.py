@@ -28,7 +28,7 @@ from meterdesk.services.settlement import (
     settlement_periods,
     stripe_setup_problem,
 )
-from meterdesk.services.usage import record_usage
+from meterdesk.services.recording import record_usage
 from meterdesk.store.schema import audit_log, customers, settlement_items
 from meterdesk.stripe_gateway import StripeGateway
 from meterdesk.testing.stripe_server import StripeTestServer

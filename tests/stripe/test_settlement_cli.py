@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from meterdesk.services.settlement import settlement_overview
-from meterdesk.services.usage import record_usage
+from meterdesk.services.recording import record_usage
 from meterdesk.store.schema import customers
 from tests.services.helpers import last_month, last_month_at, seed
 from tests.stripe.conftest import TEST_KEY

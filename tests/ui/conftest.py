@@ -9,7 +9,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from PySide6.QtCore import QSettings
 
-from meterdesk.services.usage import import_text, import_usage, record_usage
+from meterdesk.services.imports import import_text, import_usage
+from meterdesk.services.recording import record_usage
 from meterdesk.store.engine import open_ledger
 from meterdesk.ui.desk import Desk
 from meterdesk.ui.settings import AppSettings

@@ -23,7 +23,7 @@ from meterdesk.services.chart_data import chart_data
 from meterdesk.services.corrections import correct_entry
 from meterdesk.services.credits import grant_credits
 from meterdesk.services.summary import usage_summary
-from meterdesk.services.usage import record_usage
+from meterdesk.services.recording import record_usage
 from meterdesk.store.engine import Ledger, make_engine
 from meterdesk.ui.charts import ChartsPage, CustomerChart
 from meterdesk.ui.charts.model import US, ChartModel

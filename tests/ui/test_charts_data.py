@@ -13,7 +13,7 @@ from meterdesk.domain.periods import Period, to_micros
 from meterdesk.services.chart_data import align_range, auto_granularity, bucket_edges, chart_data
 from meterdesk.services.corrections import correct_entry
 from meterdesk.services.credits import grant_credits
-from meterdesk.services.usage import record_usage
+from meterdesk.services.recording import record_usage
 from tests.services.helpers import last_month, last_month_at, seed
 
 HOUR_US = 3_600_000_000

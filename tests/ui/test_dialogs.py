@@ -52,7 +52,7 @@ def test_double_submitted_record_dialog_records_once(qtbot, desk, seeded):
     qtbot.wait(300)
     assert count_entries(seeded) == entries + 1
     # A retry of the same dialog's request (as after a lost connection) is a duplicate, never a second entry.
-    from meterdesk.services.usage import record_usage
+    from meterdesk.services.recording import record_usage
 
     again = record_usage(seeded, "acme", "api_calls", "7", dialog.request_id, source="gui")
     assert again.duplicate and again.entry_id == results[0].entry_id

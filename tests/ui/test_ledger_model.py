@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 
 from meterdesk.services.entries import EntryFilter, count_entries, list_entries
 from meterdesk.services.ledger_pages import DEFAULT_PAGE_SIZE, LOOKBACK, LedgerQuery, SortKey, entries_after, open_window, read_page
-from meterdesk.services.usage import record_usage
+from meterdesk.services.recording import record_usage
 from meterdesk.store.engine import open_ledger
 from meterdesk.ui.models.ledger import PLACEHOLDER, LedgerColumn, LedgerTableModel
 from meterdesk.ui.roles import Role

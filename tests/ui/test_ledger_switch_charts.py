@@ -12,7 +12,7 @@ from pytestqt.exceptions import TimeoutError as WaitTimeout
 
 import meterdesk.ui.charts.worker as chart_worker
 from meterdesk.services.catalog import add_customer
-from meterdesk.services.usage import record_usage
+from meterdesk.services.recording import record_usage
 from meterdesk.store.engine import open_ledger
 from meterdesk.ui.messages import Level
 from tests.conftest import new_postgres_database

@@ -19,7 +19,7 @@ from meterdesk.services.ledger_pages import (
     read_page,
     settle_window,
 )
-from meterdesk.services.usage import import_text
+from meterdesk.services.imports import import_text
 from meterdesk.ui.models.ledger import LedgerColumn, LedgerTableModel
 from meterdesk.ui.roles import Role
 from meterdesk.ui.tasks import TaskRunner

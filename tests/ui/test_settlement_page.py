@@ -288,7 +288,7 @@ def test_confirming_sends_exactly_the_chosen_invoices(qtbot, stripe_server, page
 def test_a_prepaid_customers_zero_invoice_is_sent_only_when_asked(qtbot, stripe_server, page, ledger, confirm):
     from meterdesk.services.catalog import add_customer, save_plan
     from meterdesk.services.credits import grant_credits
-    from meterdesk.services.usage import record_usage
+    from meterdesk.services.recording import record_usage
     from tests.services.helpers import last_month_at
 
     save_plan(ledger, {"code": "payg", "name": "Pay as you go", "currency": "EUR", "base_fee": "0",

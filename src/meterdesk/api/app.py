@@ -31,7 +31,7 @@ from meterdesk.domain.errors import InvalidInput, MeterdeskError, Unavailable
 from meterdesk.domain.units import validate_request_id, validate_unit_code
 from meterdesk.services.apikeys import ApiKeyRow, KeyChecker
 from meterdesk.services.batches import EVENT_FIELDS, MAX_BATCH_EVENTS, UsageEvent, record_batch
-from meterdesk.services.usage import MAX_NOTE_LENGTH, record_usage
+from meterdesk.services.recording import MAX_NOTE_LENGTH, record_usage
 
 DB_VARIABLE = "METERDESK_API_DB"  # the ledger URL handed from `meterdesk serve` to each worker process
 RATE_VARIABLE = "METERDESK_API_RATE_LIMIT"  # requests per second per key and process; 0: no limit

@@ -71,7 +71,7 @@ def validate_unit_code(code: object, field: str = "code") -> str:
 # The shape almost every recorded amount has ("1500", "2.5"): ASCII digits only (r"\d" would also take
 # "٥" or "５"), at most 16 whole digits and 6 places. Read here without the general parser, which stays the
 # one authority for everything else and for every error message; bulk imports live on this path (their
-# column check, services/bulk_import.py, is built from this same pattern).
+# column check, services/column_reader.py, is built from this same pattern).
 PLAIN_AMOUNT_PATTERN = r"[0-9]{1,16}(?:\.[0-9]{1,6})?"
 _PLAIN_AMOUNT = re.compile(PLAIN_AMOUNT_PATTERN)
 #: The largest usage amount as an integer scaled by 0..6 decimals (10^15, or less where 64 bits end first).

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from meterdesk.domain.errors import Conflict, InvalidInput, MeterdeskError, NotFound
-from meterdesk.services.usage import record_usage
+from meterdesk.services.recording import record_usage
 from meterdesk.store.engine import Ledger
 
 MAX_BATCH_EVENTS = 1000

@@ -10,7 +10,7 @@ from meterdesk.domain.errors import Conflict, InvalidInput, NotFound
 from meterdesk.domain.units import CORRECTION_PREFIX, validate_correction_amount
 from meterdesk.services.audit import record_audit
 from meterdesk.services.context import default_actor, now_us
-from meterdesk.services.usage import validate_note, validate_source
+from meterdesk.services.recording import validate_note, validate_source
 from meterdesk.store.writer import EntryWriter, NewEntry
 from meterdesk.store.codec import decode_quantity, encode_quantity
 from meterdesk.store.engine import Ledger

@@ -13,7 +13,7 @@ from meterdesk.domain.units import validate_request_id
 from meterdesk.services.audit import record_audit
 from meterdesk.services.context import default_actor, now_us
 from meterdesk.services.shapes import exact_money, money
-from meterdesk.services.usage import parse_occurred_at, validate_note, validate_source
+from meterdesk.services.recording import parse_occurred_at, validate_note, validate_source
 from meterdesk.store.writer import dialect_insert
 from meterdesk.store.codec import decode_money, encode_money
 from meterdesk.store.engine import Ledger

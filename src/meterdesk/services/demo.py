@@ -29,7 +29,8 @@ from meterdesk.services.context import now_us
 from meterdesk.services.corrections import correct_entry
 from meterdesk.services.credits import grant_credits
 from meterdesk.services.entries import EntryFilter, list_entries
-from meterdesk.services.usage import import_usage, record_usage
+from meterdesk.services.imports import import_usage
+from meterdesk.services.recording import record_usage
 from meterdesk.store.engine import Ledger
 from meterdesk.store.schema import customers
 

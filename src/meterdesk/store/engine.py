@@ -173,7 +173,7 @@ class Ledger:
         """One write transaction (SQLite: BEGIN IMMEDIATE). Commits on success, rolls back on error.
 
         `foreign_keys=False` (SQLite): without its per-row foreign key checks, for a bulk writer that has read
-        every row its rows refer to in the same transaction (services/bulk_import.py). The pragma only takes
+        every row its rows refer to in the same transaction (store/column_writer.py). The pragma only takes
         effect outside a transaction, so it is switched before BEGIN and back after the end, on the same
         connection. PostgreSQL checks references once per statement anyway (migration 0005).
 

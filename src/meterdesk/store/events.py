@@ -5,7 +5,7 @@ request id, billed in its own open period — is written here with the few state
 else: the customer's event context (`store.queries.event_context`, read after locking the customer on
 PostgreSQL), the entry, its day in the rollup and the prepaid balance, then the commit. Everything else (a
 retried or conflicting request id, usage in a closed period, an unknown unit or customer, bad input) returns
-None here and takes the general path in `services.usage`, which is the authority for those rules; nothing
+None here and takes the general path in `services.recording`, which is the authority for those rules; nothing
 this path started is left written when it does.
 
 What the event context says is remembered between events only where a cheap check proves it unchanged:

@@ -184,7 +184,8 @@ def worker(url: str, seed: int, index: int, seconds: float, started_iso: str, ba
     from meterdesk.services.context import now_us
     from meterdesk.services.corrections import correct_entry
     from meterdesk.services.credits import grant_credits
-    from meterdesk.services.usage import import_usage, record_usage
+    from meterdesk.services.imports import import_usage
+    from meterdesk.services.recording import record_usage
     from meterdesk.services.ledgers import open_ledger
 
     rng = random.Random(seed + index)

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from meterdesk.domain.errors import MeterdeskError
 from meterdesk.domain.periods import MAX_FUTURE_SKEW, format_timestamp
 from meterdesk.domain.units import validate_usage_amount
-from meterdesk.services.usage import MAX_NOTE_LENGTH, RecordResult, record_usage
+from meterdesk.services.recording import MAX_NOTE_LENGTH, RecordResult, record_usage
 from meterdesk.ui.desk import Desk
 from meterdesk.ui.formatting import money_text, zone_label
 from meterdesk.ui.messages import explain

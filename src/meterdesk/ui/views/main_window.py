@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from meterdesk.services.billing import close_period
 from meterdesk.services.entries import EntryRow
 from meterdesk.services.ledgers import Ledger
-from meterdesk.services.usage import import_usage
+from meterdesk.services.imports import import_usage
 from meterdesk.services.verify import verify_ledger
 from meterdesk.ui.desk import Desk
 from meterdesk.ui.dialogs.correct_entry import CorrectEntryDialog

@@ -1,19 +1,16 @@
-"""Use cases of the usage ledger: record one event, import a file of them, list entries."""
+"""The import pipeline: a usage file read in batches (in a reader process for big files), validated and written, each batch once."""
 
 from __future__ import annotations
 
 import csv
 import gc
-import json
-import os
 import queue
 import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from functools import lru_cache
 from itertools import islice
 from operator import itemgetter
 from pathlib import Path
@@ -21,227 +18,36 @@ from pathlib import Path
 from sqlalchemy import select
 
 from meterdesk.domain.errors import Conflict, InvalidInput, MeterdeskError, NotFound, Unavailable
-from meterdesk.domain.periods import MAX_FUTURE_SKEW, check_not_future, format_timestamp, from_micros, parse_timestamp, to_micros
+from meterdesk.domain.periods import to_micros
 from meterdesk.domain.units import (
     MAX_SCALED_AMOUNTS, UNIT_CODE_RE, plain_quantity, validate_request_id, validate_usage_amount,
 )
 from meterdesk.services.catalog import validate_customer_id
 from meterdesk.services.context import default_actor, now_us
-from meterdesk.store.events import record_event
-from meterdesk.services.shapes import exact_money, money
 from meterdesk.domain.timeline import local_midnight
-from meterdesk.services.bulk_import import FAST_COLUMNS, ColumnBatch, ColumnReader, by_customer, write_columns
-from meterdesk.store.writer import EntryWriter, NewEntry, duplicate_or_conflict, over_limit
-from meterdesk.store.codec import decode_money, decode_quantity, encode_quantity
+from meterdesk.services.column_reader import FAST_COLUMNS, ColumnReader
+from meterdesk.services.import_files import (
+    FILE_ERRORS, IMPORT_FIELDS, csv_fields, csv_record, csv_records, detect_format, file_position, file_records,
+)
+from meterdesk.services.recording import MAX_FUTURE_SKEW_US, check_not_before_start, parse_occurred_at, validate_note
+from meterdesk.store.column_writer import ColumnBatch, by_customer, write_columns
+from meterdesk.store.writer import EntryWriter, NewEntry, duplicate_or_conflict
+from meterdesk.store.codec import decode_quantity, encode_quantity
 from meterdesk.store.engine import BackgroundCheckpoints, Ledger
 from meterdesk.store.queries import CustomerRow, UnitRow, customer_from_row, subscription_starts, unit_by_code, unit_by_id
-from meterdesk.store.schema import SOURCES, customers
+from meterdesk.store.schema import customers
 
-MAX_NOTE_LENGTH = 2000
-MAX_FUTURE_SKEW_US = int(MAX_FUTURE_SKEW.total_seconds()) * 1_000_000
+
 MAX_REPORTED_ERRORS = 10_000
+
+
 IMPORT_BATCH = 250_000  # lines per transaction: commits, index page writes and per-batch reads amortize (1M lines: 8 batches, measured 1.2 s of SQLite commits fewer than at 100k)
+
+
 FIRST_BATCH = 12_500  # a fast-lane import's first batch; the next ones double up to IMPORT_BATCH
+
+
 EXPECT_NEW_AFTER = 1000  # a batch this big with no request id taken makes the next ones skip the lookups
-
-
-@dataclass(frozen=True, slots=True)
-class RecordResult:
-    entry_id: int
-    duplicate: bool
-    charged: Decimal | None
-    balance: Decimal | None
-    over_limit: bool
-    period: str
-    late: bool
-    currency: str
-
-    def to_json(self) -> dict:
-        return {
-            "entry_id": self.entry_id,
-            "duplicate": self.duplicate,
-            "charged": None if self.charged is None else money(self.charged, self.currency),
-            "balance": None if self.balance is None else money(self.balance, self.currency),
-            "over_limit": self.over_limit,
-            "period": self.period,
-            "late": self.late,
-            "charged_exact": None if self.charged is None else exact_money(self.charged),
-            "balance_exact": None if self.balance is None else exact_money(self.balance),
-        }
-
-
-def validate_note(note: str | None) -> str | None:
-    if note is None:
-        return None
-    note = str(note)
-    if len(note) > MAX_NOTE_LENGTH:
-        raise InvalidInput("note", f"is {len(note)} characters long; at most {MAX_NOTE_LENGTH} are allowed")
-    if (unstorable := _UNSTORABLE.search(note)) is not None:
-        # PostgreSQL text cannot hold NUL, and neither database a lone surrogate (no UTF-8 for it).
-        raise InvalidInput("note", f"must not contain {unstorable[0]!r} (at position {unstorable.start()})")
-    return note or None
-
-
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-def validate_source(source: str) -> str:
-    if source not in SOURCES:
-        raise InvalidInput("source", f"must be one of {', '.join(SOURCES)}, not {source!r}")
-    return source
-
-
-def parse_occurred_at(value, now: int, field: str = "occurred_at", timezone: tzinfo = UTC) -> int | None:
-    """An occurred_at as microseconds (None: now); refuses garbage, the future (+5 min skew) and anything
-    before 1970 (no subscription starts earlier). Without a zone, wall-clock time in `timezone`, the
-    ledger's billing time zone; a date alone, midnight there."""
-    if value is None or value == "":
-        return None
-    instant = parse_timestamp(value, field, timezone)
-    micros = to_micros(instant)
-    if micros > now + MAX_FUTURE_SKEW_US:
-        check_not_future(instant, from_micros(now), field)  # raises, with the domain's message
-    if micros < 0:
-        raise InvalidInput(field, f"{format_timestamp(instant)} is before 1970-01-01, the earliest time the ledger records")
-    return micros
-
-
-def check_not_before_start(occurred: int, start: int | None, timezone: tzinfo, field: str = "occurred_at") -> None:
-    """Refuse usage before the customer's subscription start (`start`: microseconds of its first local
-    midnight; None: no subscription start is known, nothing to check)."""
-    if start is not None and occurred < start:
-        day = from_micros(start).astimezone(timezone).date().isoformat()
-        raise InvalidInput(
-            field, f"{format_timestamp(from_micros(occurred))} is before the customer's subscription start {day}"
-        )
-
-
-def record_usage(
-    ledger: Ledger,
-    customer: str,
-    unit: str,
-    amount,
-    request_id: str,
-    *,
-    occurred_at=None,
-    note: str | None = None,
-    source: str = "api",
-    actor: str | None = None,
-) -> RecordResult:
-    """Record one usage event, exactly once per (customer, request id), charging prepaid balances at once."""
-    source = validate_source(source)
-    actor = actor or _default_actor(source)
-    request_id = validate_request_id(request_id)
-    note = validate_note(note)
-    now = now_us()
-    occurred = parse_occurred_at(occurred_at, now, timezone=ledger.timezone)
-    unit_row = ledger.cache.get(("unit", unit))
-    if unit_row is not None:
-        recorded = record_event(ledger, customer, unit_row, amount, request_id, occurred, now, note, source, actor)
-        if recorded is not None:
-            found, entry_id, charged, balance, period = recorded
-            prepaid = charged is not None
-            return RecordResult(
-                entry_id,
-                False,
-                decode_money(charged) if prepaid else None,
-                decode_money(balance) if prepaid else None,
-                prepaid and balance < -found.credit_limit,
-                period,
-                False,
-                found.currency,
-            )
-    # Everything else — a retry, a conflict, late usage, a unit not seen yet, bad input — in general.
-    with ledger.write() as connection:
-        writer = EntryWriter(connection, ledger, now, source, actor)
-        unit_row = _unit_or_none(connection, ledger, unit)
-        # One query locks the customer and reads what placing and pricing the event needs.
-        context = writer.begin_event(customer, unit_row, occurred if occurred is not None else now)
-        customer_row = context.customer
-        if unit_row is None:
-            raise NotFound(f"unit: unknown unit {unit!r}")
-        quantity_amount = validate_usage_amount(unit_row.unit, amount)
-        check_not_before_start(occurred if occurred is not None else now, _start_of(connection, ledger, customer_row.id), ledger.timezone)
-        entry = NewEntry(
-            customer_row,
-            unit_row,
-            quantity_amount,
-            encode_quantity(quantity_amount, unit_row.unit.decimals),
-            occurred,
-            request_id,
-            note,
-        )
-        # Insert first, ask later: a retry is rare, and the unique key on (customer, request id) says
-        # whether this is one. Nothing prepared for a duplicate is written.
-        problem = writer.out_of_range([entry])[0]  # the period total after it, within the exact range?
-        if problem is None:
-            row = writer.prepare(entry)
-            entry_id = writer.insert_one(row)
-            if entry_id is not None:
-                balance = writer.flush().get(customer_row.id, context.balance)
-                return _result(customer_row, entry_id, False, row.charged, balance, row.period, row.late, writer)
-        stored = writer.existing([(customer_row.id, request_id)]).get((customer_row.id, request_id))
-        if stored is None:
-            raise problem  # not a retry: the entry itself would leave the exact range
-        duplicate_or_conflict(stored, entry)
-        return _result(customer_row, stored.id, True, stored.charged, context.balance, stored.period, stored.late, writer)
-
-
-def _start_of(connection, ledger: Ledger, customer_id: int) -> int | None:
-    """The first instant of the customer's first subscription, None without one."""
-    day = subscription_starts(connection, [customer_id]).get(customer_id)
-    return None if day is None else local_midnight(day, ledger.timezone)
-
-
-def _default_actor(program: str) -> str:
-    """default_actor, remembered for as long as the environment it reads says the same: finding the login
-    name asks the password database, which costs more than recording an event's Python work. The variables
-    are read from the environment's own mapping when there is one (os.environ.get costs a microsecond each)."""
-    data = getattr(os.environ, "_data", None)
-    if data is None or _ENVIRON_KEYS is None:
-        return _remembered_actor(program, *(os.environ.get(name) for name in ACTOR_VARIABLES))
-    get = data.get
-    actor, login, user, lname, username = _ENVIRON_KEYS
-    return _remembered_actor(program, get(actor), get(login), get(user), get(lname), get(username))
-
-
-ACTOR_VARIABLES = ("METERDESK_ACTOR", "LOGNAME", "USER", "LNAME", "USERNAME")
-try:
-    _ENVIRON_KEYS = tuple(os.environ.encodekey(name) for name in ACTOR_VARIABLES)  # type: ignore[attr-defined]
-except AttributeError:  # not CPython's os._Environ
-    _ENVIRON_KEYS = None
-
-
-@lru_cache(maxsize=64)
-def _remembered_actor(program: str, *_environment: str | None) -> str:
-    return default_actor(program)
-
-
-def _unit_or_none(connection, ledger: Ledger, code: str) -> UnitRow | None:
-    try:
-        return unit_by_code(connection, code, ledger.cache)
-    except NotFound:
-        return None
-
-
-def _result(customer: CustomerRow, entry_id, duplicate, charged, balance, period, late, writer: EntryWriter) -> RecordResult:
-    if customer.prepaid and balance is None:
-        balance = writer.balance(customer.id)
-    return RecordResult(
-        entry_id=entry_id,
-        duplicate=duplicate,
-        charged=decode_money(charged) if customer.prepaid else None,
-        balance=decode_money(balance) if customer.prepaid else None,
-        over_limit=customer.prepaid and over_limit(customer, balance),
-        period=period,
-        late=late,
-        currency=customer.currency,
-    )
-
-
-# -- import -------------------------------------------------------------------------------------
-
-IMPORT_FIELDS = ("customer", "unit", "amount", "request_id", "occurred_at", "note")
 
 
 @dataclass
@@ -275,84 +81,6 @@ class ImportProgress:
     rejected: int
 
 
-def _detect_format(path: Path, head: str) -> str:
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        return "jsonl"
-    if suffix == ".csv":
-        return "csv"
-    return "jsonl" if head.lstrip().startswith("{") else "csv"
-
-
-# An import file is decoded with errors="surrogateescape": a byte that is not UTF-8 becomes one of these
-# lone surrogates (which valid UTF-8 never decodes to), so the file reads on and the line that holds it is
-# rejected by its number like any other bad line (SPEC 5).
-_BAD_BYTES = re.compile("[\udc80-\udcff]")
-FILE_ERRORS = "surrogateescape"
-
-
-def _bad_bytes(text: str) -> str | None:
-    """The error of a line holding bytes that are not UTF-8, or None."""
-    found = _BAD_BYTES.search(text)
-    if found is None:
-        return None
-    return f"line: not valid UTF-8 (byte 0x{ord(found[0]) - 0xDC00:02X} at character {found.start() + 1}); nothing on it was read"
-
-
-def _csv_fields(text: str) -> list[str] | str:
-    """The CSV fields of one line of a file, or why the line is broken. A quoted field ends on the line it
-    starts: a stray quote breaks its own line and never swallows the lines after it (SPEC 5)."""
-    if '"' not in text:
-        if _BAD_BYTES.search(text):
-            return _bad_bytes(text)
-        return text.rstrip("\r\n").split(",")  # the csv module's reading of a line without quotes
-    if _BAD_BYTES.search(text):
-        return _bad_bytes(text)
-    try:
-        return next(csv.reader((text,), strict=True), [])
-    except csv.Error as error:
-        if str(error) == "unexpected end of data":
-            return "line: a quote is not closed; a quoted field must end on the line it starts"
-        return f"line: broken quoting ({error}); a quoted field is a whole field, quotes inside it doubled"
-
-
-def _csv_records(handle, *, first_line: int = 1, header: bool = True, width: int = len(IMPORT_FIELDS)) -> Iterator[tuple[int, list | str]]:
-    """(line number, fields in IMPORT_FIELDS order or an error) for every non-blank CSV line; a leading
-    header row is optional. Missing trailing fields are None. `first_line`: the number of the handle's
-    first line in the file; `header`: whether that line may be the header."""
-    order: list[int] | None = None  # where each of IMPORT_FIELDS is in a row, after a header that reorders them
-    for line, text in enumerate(handle, start=first_line):
-        row = _csv_fields(text)
-        if type(row) is str:
-            yield line, row
-            continue
-        if header and line == first_line and row and row[0].strip().lower() == "customer":
-            names = [cell.strip().lower() for cell in row]
-            unknown = [name for name in names if name not in IMPORT_FIELDS]
-            if unknown:
-                raise InvalidInput("file", f"unknown column {unknown[0]!r} in the header; columns are {', '.join(IMPORT_FIELDS)}")
-            width = len(names)
-            if names != list(IMPORT_FIELDS[: len(names)]):
-                order = [names.index(name) if name in names else -1 for name in IMPORT_FIELDS]
-            continue
-        record = _csv_record(row, width, order)
-        if record is not None:
-            yield line, record
-
-
-def _csv_record(row: list[str], width: int, order: list[int] | None = None) -> list | str | None:
-    """A CSV row's fields in IMPORT_FIELDS order, an error, or None for a blank line."""
-    if not row or all(not cell.strip() for cell in row):
-        return None
-    if len(row) < 4 or len(row) > width:
-        return f"line has {len(row)} fields; expected customer,unit,amount,request_id[,occurred_at][,note]"
-    if order is None:
-        if len(row) < 6:
-            row += [None] * (6 - len(row))
-        return row
-    return [row[i] if 0 <= i < len(row) else None for i in order]
-
-
 def batch_sizes(batch_size: int = IMPORT_BATCH) -> Iterator[int]:
     """Lines per batch of a fast-lane CSV import, endlessly: small first batches, so the writer starts while
     the reader goes on, then doubling up to `batch_size`."""
@@ -363,13 +91,13 @@ def batch_sizes(batch_size: int = IMPORT_BATCH) -> Iterator[int]:
 
 
 def _read_csv_fast(importer: "_Importer", handle, batch_size: int) -> Iterator:
-    """A CSV file's batches: clean ones checked column by column (services/bulk_import.py) and handed on as
+    """A CSV file's batches: clean ones checked column by column (services/column_reader.py) and handed on as
     a ColumnBatch, any other the general way (a validated batch, its lines read one by one by
-    `_csv_fields`). A file whose header reorders the columns goes the general way throughout."""
+    `csv_fields`). A file whose header reorders the columns goes the general way throughout."""
     first = handle.readline()
     if not first:
         return
-    row = _csv_fields(first)
+    row = csv_fields(first)
     line = 0
     pending = [first]
     width = len(row) if type(row) is list else len(IMPORT_FIELDS)
@@ -377,7 +105,7 @@ def _read_csv_fast(importer: "_Importer", handle, batch_size: int) -> Iterator:
         names = [cell.strip().lower() for cell in row]
         if names not in (list(FAST_COLUMNS), list(IMPORT_FIELDS)) or '"' in first:
             handle.seek(0)
-            yield from _read_in_turn(importer, _csv_records(handle), batch_size, handle)
+            yield from _read_in_turn(importer, csv_records(handle), batch_size, handle)
             return
         line, pending = 1, []
     if width not in (len(FAST_COLUMNS), len(IMPORT_FIELDS)):
@@ -390,63 +118,18 @@ def _read_csv_fast(importer: "_Importer", handle, batch_size: int) -> Iterator:
             return
         first_line, line = line + 1, line + len(lines)
         now = now_us()
-        batch = reader.check(lines, first_line, line, _position(handle), now)
+        batch = reader.check(lines, first_line, line, file_position(handle), now)
         if batch is not None:
             yield batch
             continue
         records = []
         for number, text in enumerate(lines, start=first_line):
-            row = _csv_fields(text)
-            record = row if type(row) is str else _csv_record(row, width)
+            row = csv_fields(text)
+            record = row if type(row) is str else csv_record(row, width)
             if record is not None:
                 records.append((number, record))
         if records:
-            yield importer.validate(records, now, _position(handle))
-
-
-_JSON_TYPES = {dict: "a JSON object", list: "a JSON array", bool: "a JSON boolean", int: "a JSON number", Decimal: "a JSON number"}
-_TEXT_FIELDS = frozenset(("customer", "unit", "request_id", "occurred_at", "note"))
-
-
-def _jsonl_records(handle) -> Iterator[tuple[int, list | str]]:
-    for line, text in enumerate(handle, start=1):
-        if not text.strip():
-            continue
-        if _BAD_BYTES.search(text):
-            yield line, _bad_bytes(text)
-            continue
-        try:
-            # Numbers as Decimals, never floats; NaN and Infinity too, so the amount parser refuses them
-            # as it refuses the text "NaN" on every other path.
-            record = json.loads(text, parse_float=Decimal, parse_constant=Decimal)
-        except ValueError as error:
-            yield line, f"not valid JSON: {error}"
-            continue
-        except RecursionError:
-            yield line, "not valid JSON: nested too deeply"
-            continue
-        if not isinstance(record, dict):
-            yield line, "each line must be a JSON object"
-            continue
-        problem = _json_field_problem(record)
-        if problem:
-            yield line, problem
-            continue
-        yield line, [record.get(name) for name in IMPORT_FIELDS]
-
-
-def _json_field_problem(record: dict) -> str | None:
-    """Why a JSON Lines record's fields cannot be read, or None: an unknown field, or a value of the wrong
-    JSON type — text fields take a string (or null), the amount a string or a number, never a nested value."""
-    for key, value in record.items():
-        if key not in IMPORT_FIELDS:
-            return f"{key}: unknown field"
-        if value is None or type(value) is str:
-            continue
-        if key in _TEXT_FIELDS or type(value) in (dict, list):
-            wanted = "text (a JSON string)" if key in _TEXT_FIELDS else "a number (a JSON number or string)"
-            return f"{key}: must be {wanted}, not {_JSON_TYPES.get(type(value), type(value).__name__)}"
-    return None
+            yield importer.validate(records, now, file_position(handle))
 
 
 @dataclass(frozen=True, slots=True)
@@ -557,13 +240,18 @@ class _Importer:
         if batch.entries:
             self._write(batch.entries, now_us())
 
+    def _column_writing(self) -> dict:
+        """What the column writer takes from this import besides the batch."""
+        return {"actor": self.actor, "customers_by_id": self.customers_by_id, "units_by_id": self.units_by_id,
+                "checkpoints": self.checkpoints}
+
     def _write_columns(self, batch: ColumnBatch) -> None:
         """A clean batch through the fast lane; the general path when the fast lane declines it."""
         now = now_us()
-        outcome = write_columns(self, batch, now, expect_new=self.expect_new)
+        outcome = write_columns(self.ledger, batch, now, expect_new=self.expect_new, **self._column_writing())
         if outcome is None and self.expect_new:
             self.expect_new = False  # a re-run or an overlap: look every request id up from now on
-            outcome = write_columns(self, batch, now, expect_new=False)
+            outcome = write_columns(self.ledger, batch, now, expect_new=False, **self._column_writing())
         if outcome is None:
             entries = [
                 (batch.line(i), *values, None)
@@ -723,8 +411,14 @@ def _valid_customer_id(value: str) -> bool:
 # (domain.units.plain_quantity, the amount parser's own reading of it), and a UTC timestamp to the second
 # such as "2026-11-03T10:00:00Z".
 _UTC_SECOND = re.compile(r"(\d{4}-\d{2}-\d{2})T([01]\d|2[0-3]):([0-5]\d):([0-5]\d)Z", re.ASCII)
+
+
 _MAX_SCALED = MAX_SCALED_AMOUNTS
+
+
 _plain_quantity = plain_quantity
+
+
 _day_micros: dict[str, int] = {}
 
 
@@ -797,13 +491,13 @@ def import_usage(
         else:
             head = handle.read(4096)
             handle.seek(0)
-            if _detect_format(path, head) == "csv":
+            if detect_format(path, head) == "csv":
                 batches = _read_csv_fast(importer, handle, batch_size)
             else:
                 # PostgreSQL: validate the next batch on a thread while the server writes this one. SQLite
                 # writes in this process, where a second Python thread only takes turns with it for the GIL.
                 read = _read_ahead if ledger.dialect == "postgresql" else _read_in_turn
-                batches = read(importer, _records(path, head, handle), batch_size, handle)
+                batches = read(importer, file_records(path, head, handle), batch_size, handle)
         try:
             for batch in batches:
                 reported = len(result.errors)
@@ -838,11 +532,9 @@ class _no_cycle_collection:
 
 
 _END = object()
+
+
 READER_PROCESS_BYTES = 8 * 1024 * 1024
-
-
-def _records(path: Path, head: str, handle) -> Iterator[tuple[int, list | str]]:
-    return _jsonl_records(handle) if _detect_format(path, head) == "jsonl" else _csv_records(handle)
 
 
 def _read_in_process(ledger: Ledger, importer: _Importer, path: Path, batch_size: int) -> Iterator[_ValidatedBatch]:
@@ -901,10 +593,10 @@ def _reader_process(url: str, path: str, batch_size: int, sending) -> None:
             with Path(path).open("r", encoding="utf-8-sig", errors=FILE_ERRORS, newline="") as handle:
                 head = handle.read(4096)
                 handle.seek(0)
-                if _detect_format(Path(path), head) == "csv":
+                if detect_format(Path(path), head) == "csv":
                     batches = _read_csv_fast(importer, handle, batch_size)
                 else:
-                    batches = _read_in_turn(importer, _records(Path(path), head, handle), batch_size, handle)
+                    batches = _read_in_turn(importer, file_records(Path(path), head, handle), batch_size, handle)
                 for batch in batches:
                     if type(batch) is ColumnBatch:
                         sending.send(("columns", by_customer(batch)))
@@ -935,10 +627,10 @@ def _read_in_turn(importer: _Importer, records: Iterator, batch_size: int, handl
     for item in records:
         batch.append(item)
         if len(batch) >= batch_size:
-            yield importer.validate(batch, now_us(), _position(handle))
+            yield importer.validate(batch, now_us(), file_position(handle))
             batch = []
     if batch:
-        yield importer.validate(batch, now_us(), _position(handle))
+        yield importer.validate(batch, now_us(), file_position(handle))
 
 
 def _read_ahead(importer: _Importer, records: Iterator, batch_size: int, handle) -> Iterator[_ValidatedBatch]:
@@ -966,10 +658,10 @@ def _read_ahead(importer: _Importer, records: Iterator, batch_size: int, handle)
             for item in records:
                 batch.append(item)
                 if len(batch) >= batch_size:
-                    if not offer(importer.validate(batch, now_us(), _position(handle))):
+                    if not offer(importer.validate(batch, now_us(), file_position(handle))):
                         return
                     batch = []
-            if batch and not offer(importer.validate(batch, now_us(), _position(handle))):
+            if batch and not offer(importer.validate(batch, now_us(), file_position(handle))):
                 return
             offer(_END)
         except BaseException as error:  # noqa: BLE001 - handed to the caller's thread, which raises it
@@ -987,13 +679,6 @@ def _read_ahead(importer: _Importer, records: Iterator, batch_size: int, handle)
         reader.join()
 
 
-def _position(handle) -> int:
-    try:
-        return handle.buffer.tell() if hasattr(handle, "buffer") else 0
-    except (OSError, ValueError):
-        return 0
-
-
 def import_text(ledger: Ledger, text: str, *, name: str = "input.csv", actor: str | None = None) -> ImportResult:
     """Import from an in-memory text (the HTTP API and tests); same rules as a file."""
     import tempfile
@@ -1002,5 +687,3 @@ def import_text(ledger: Ledger, text: str, *, name: str = "input.csv", actor: st
         target = Path(folder) / name
         target.write_text(text, encoding="utf-8")
         return import_usage(ledger, target, actor=actor)
-
-

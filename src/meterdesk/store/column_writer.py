@@ -1,46 +1,26 @@
-"""The fast lane of `meterdesk usage import`: clean CSV batches read and written column by column.
+"""The entry writer's column batches: a clean import batch written in one transaction, column by column.
 
-Almost every line of a usage file a product's servers write looks the same: a known customer and unit, a
-plain amount, a request id, a UTC timestamp to the second. The general import path (services/usage.py)
-reads such a line through a dozen Python calls and builds an object for it; at a million lines that is
-most of an import's time. Here a batch of lines is checked a column at a time instead — each check one
-call into C over the whole column (a regular expression over the joined timestamps, `str.isprintable`
-over the joined request ids, dictionary lookups through `map`) — and written as plain tuples.
-
-The fast lane only ever takes a batch it can prove clean; it hands anything else to the general path,
-which stays the authority for every rule and every error message:
-- reading: a batch with a quote character, a blank or short line, an unknown customer or unit, an
-  amount or a timestamp of any other shape, a request id or note that is not plainly valid;
-- writing: a batch whose lines fall in more than one period, or in a period already closed for one of
-  its customers (late usage), or that repeats a request id within itself.
-Prepaid charges, the daily rollup and the balances are the same `EntryWriter` bookkeeping the general
-path uses; only the per-line work around them is done in bulk.
+A batch the fast lane (services/column_reader.py) has proved clean is written here with the same
+`EntryWriter` bookkeeping every other entry gets — placement, idempotency, prepaid charges through the
+domain's one pricer, the daily rollup and the balances — only with the per-line work done in bulk: COPY on
+PostgreSQL, one executemany on SQLite, the rollup added up over whole columns. A batch it cannot write as
+such (lines in more than one period, or in a period already closed for one of its customers, a request id
+repeated within it, a total beyond the exact range) is left untouched and returned as None: the general
+path takes it.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from bisect import bisect_right
-from datetime import UTC, datetime
 from itertools import repeat
-from operator import floordiv, itemgetter
+from operator import itemgetter
 from typing import NamedTuple
 
-from meterdesk.domain.units import CORRECTION_PREFIX, MAX_REQUEST_ID_LENGTH, PLAIN_AMOUNT_PATTERN, Aggregation, plain_quantity
+from meterdesk.domain.units import Aggregation
 from meterdesk.store.writer import EntryWriter, NewEntry, StoredEntry
 from meterdesk.store.codec import decode_quantity
 from meterdesk.store.engine import Ledger
-
-FAST_COLUMNS = ("customer", "unit", "amount", "request_id", "occurred_at")
-# A whole column of UTC timestamps to the second, one per line: the shape the general parser's fast path
-# (usage._UTC_SECOND) takes; the dates themselves are then checked by datetime.fromisoformat.
-_UTC_COLUMN = re.compile(r"(?:\d{4}-\d\d-\d\dT(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\dZ\n)*", re.ASCII)
-# A whole column of plain amounts: the amount parser's own plain shape (ASCII digits only), one per line.
-_AMOUNT_COLUMN = re.compile(f"(?:{PLAIN_AMOUNT_PATTERN}\n)*")
-_SCALE = [10**places for places in range(7)]
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = datetime.resolution
 
 
 class ColumnBatch(NamedTuple):
@@ -103,143 +83,6 @@ def by_customer(batch: ColumnBatch) -> ColumnBatch:
 NUMPY_ORDER_ROWS = 50_000  # smaller batches (the first ones) are put in order without importing numpy
 
 
-class ColumnReader:
-    """Checks batches of parsed CSV rows column by column against the ledger's customers and units."""
-
-    def __init__(self, importer, width: int, max_amount_scaled: list[int], future_limit) -> None:
-        self.importer = importer  # usage._Importer: its customer and unit lookups
-        self.width = width
-        self.max_scaled = max_amount_scaled
-        self.future_limit = future_limit  # now -> the latest acceptable instant (microseconds)
-        self.customer_ids: dict[str, int] = {}
-        self.unit_ids: dict[str, int] = {}
-        self.unit_decimals: dict[str, int] = {}
-        self.amounts: dict[tuple[str, int], int] = {}
-
-    def check(self, lines: list[str], first_line: int, last_line: int, bytes_read: int, now: int) -> ColumnBatch | None:
-        """The batch as columns, or None when any line needs the general path."""
-        columns = self.columns(lines)
-        if columns is None:
-            return None
-        customer_texts, unit_texts, amount_texts, request_ids, times = columns[:5]
-        customer_ids = self._lookup(customer_texts, self.customer_ids, self._load_customers)
-        unit_ids = self._lookup(unit_texts, self.unit_ids, self._load_units)
-        if customer_ids is None or unit_ids is None:
-            return None
-        quantities = self._amounts(amount_texts, unit_texts)
-        if quantities is None or not self._plain_request_ids(request_ids):
-            return None
-        occurred = self._times(times, now)
-        if occurred is None:
-            return None
-        starts = self.importer.starts  # filled by its customer lookups
-        if min(occurred) < max(starts.get(customer_id, 0) for customer_id in set(customer_ids)):
-            return None  # a line may lie before its customer's subscription start: the general path says
-        if self.width == 6:
-            note_column = columns[5]
-            if any(note_column):
-                return None  # notes are rare: the general path validates them
-        return ColumnBatch(first_line, last_line, bytes_read, customer_ids, unit_ids, quantities, occurred,
-                           request_ids)
-
-    def columns(self, lines: list[str]) -> list[list[str]] | None:
-        """The fields of lines that are each one CSV row of `width` fields without quotes, column by column;
-        None for anything else (quotes, blank or short lines, odd line breaks)."""
-        n, width = len(lines), self.width
-        if not n or any(map(str.__contains__, lines, repeat('"', n))):
-            return None
-        if set(map(str.count, lines, repeat(",", n))) != {width - 1}:
-            return None
-        stripped = list(map(str.rstrip, lines, repeat("\r\n", n)))
-        if any(map(str.__contains__, stripped, repeat("\r", n))) or any(map(str.__contains__, stripped, repeat("\n", n))):
-            return None  # a line break inside a line: the csv module decides what it means
-        fields = ",".join(stripped).split(",")
-        return [fields[column::width] for column in range(width)]
-
-    # -- columns ------------------------------------------------------------------------------------
-    def _lookup(self, texts, known: dict, load) -> list[int] | None:
-        missing = set(texts).difference(known)
-        if missing:
-            load(missing)
-            if not missing.issubset(known):
-                return None  # unknown (or padded with spaces): the general path says which
-        return list(map(known.__getitem__, texts))
-
-    def _load_customers(self, external_ids: set[str]) -> None:
-        importer = self.importer
-        importer._load_customers(external_ids)
-        for external_id in external_ids:
-            customer = importer.customers.get(external_id)
-            if customer is not None:
-                self.customer_ids[external_id] = customer.id
-
-    def _load_units(self, codes: set[str]) -> None:
-        importer = self.importer
-        importer._load_units(codes)
-        for code in codes:
-            unit = importer.units.get(code)
-            if unit is not None:
-                self.unit_ids[code] = unit.id
-                self.unit_decimals[code] = unit.unit.decimals
-
-    def _amounts(self, texts, unit_texts) -> list[int] | None:
-        if not _AMOUNT_COLUMN.fullmatch("\n".join(texts) + "\n"):
-            return None
-        decimals = list(map(self.unit_decimals.__getitem__, unit_texts))
-        if not any(decimals) and not any(map(str.__contains__, texts, repeat(".", len(texts)))):
-            found = list(map(int, texts))  # whole amounts of whole units: the common case
-        else:
-            amount = self._amount
-            found = [int(text) * _SCALE[places] if "." not in text else amount(text, places) for text, places in zip(texts, decimals)]
-            if None in found:
-                return None
-        if min(found) < 1:
-            return None
-        if max(found) > self.max_scaled[0] and any(map(int.__gt__, found, map(self.max_scaled.__getitem__, decimals))):
-            return None
-        return found
-
-    def _amount(self, text: str, decimals: int) -> int | None:
-        """An amount with a fractional part, scaled by `decimals`: the amount parser's reading
-        (domain.units.plain_quantity), remembered; None when that reading declines it."""
-        key = (text, decimals)
-        found = self.amounts.get(key)
-        if found is None:
-            found = plain_quantity(text, decimals)
-            if found is not None and len(self.amounts) < 1 << 16:
-                self.amounts[key] = found
-        return found
-
-    @staticmethod
-    def _plain_request_ids(request_ids) -> bool:
-        lengths = list(map(len, request_ids))
-        if min(lengths) < 1 or max(lengths) > MAX_REQUEST_ID_LENGTH:
-            return False
-        joined = ",".join(request_ids)  # the ids hold no commas: the line was split at them
-        if not joined.isprintable():  # also: no line breaks hidden in one
-            return False
-        # Printable whitespace is a space: none may begin or end an id (SPEC 2 "Ids"). Nor may an id take a
-        # correction's request id (units.CORRECTION_PREFIX). The general path words either error.
-        if joined[0] == " " or joined[-1] == " " or " ," in joined or ", " in joined:
-            return False
-        return CORRECTION_PREFIX not in joined
-
-    def _times(self, texts, now: int) -> list[int] | None:
-        joined = "\n".join(texts) + "\n"
-        if not _UTC_COLUMN.fullmatch(joined):
-            return None
-        try:
-            instants = list(map(datetime.fromisoformat, texts))
-        except ValueError:
-            return None  # a day or month that does not exist: the general parser words it
-        micros = list(map(floordiv, map(_EPOCH.__rsub__, instants), repeat(_MICROSECOND, len(instants))))
-        if max(micros) > self.future_limit(now):
-            return None
-        return micros
-
-
-# -- writing ---------------------------------------------------------------------------------------------
-
 class Outcome(NamedTuple):
     recorded: int
     duplicates: int
@@ -250,13 +93,15 @@ class _NotForTheFastLane(Exception):
     """Raised inside the write transaction to roll it back: the general path takes the batch."""
 
 
-def write_columns(importer, batch: ColumnBatch, now: int, *, expect_new: bool) -> Outcome | None:
+def write_columns(ledger: Ledger, batch: ColumnBatch, now: int, *, actor: str, customers_by_id: dict, units_by_id: dict,
+                  checkpoints=None, expect_new: bool) -> Outcome | None:
     """Write a clean batch in one transaction; None (nothing written) when the general path must take it.
 
-    With `expect_new` the request ids are not looked up first: the insert's unique key is the only check,
-    and a batch that finds one taken is rolled back and returned as None for the general path.
+    `customers_by_id` and `units_by_id` are the caller's caches of the rows the batch refers to, filled
+    here with any not seen yet. With `expect_new` the request ids are not looked up first: the insert's
+    unique key is the only check, and a batch that finds one taken is rolled back and returned as None for
+    the general path.
     """
-    ledger: Ledger = importer.ledger
     timeline = ledger.timeline
     occurred = batch.occurred
     period = timeline.period_of(min(occurred))
@@ -272,10 +117,10 @@ def write_columns(importer, batch: ColumnBatch, now: int, *, expect_new: bool) -
         # SQLite without its per-row foreign key checks: every customer and unit the batch refers to is read
         # in this transaction first (a missing one stops the batch), and neither is ever deleted; on a bulk
         # import those checks cost a fifth of each insert.
-        with ledger.write(foreign_keys=False, checkpoints=importer.checkpoints) as connection:
-            customers = _customers(importer, connection, set(customer_ids))
-            units = _units(importer, connection, set(unit_ids))
-            writer = EntryWriter(connection, ledger, now, "import", importer.actor)
+        with ledger.write(foreign_keys=False, checkpoints=checkpoints) as connection:
+            customers = _customers(customers_by_id, connection, set(customer_ids))
+            units = _units(units_by_id, ledger, connection, set(unit_ids))
+            writer = EntryWriter(connection, ledger, now, "import", actor)
             ids = sorted(set(customer_ids))
             writer.lock_customers(ids)
             if any(last is not None and last >= name for last in _last_closed(connection, ids)):
@@ -298,7 +143,7 @@ def write_columns(importer, batch: ColumnBatch, now: int, *, expect_new: bool) -
                     fresh = [index for index in range(n) if index not in taken]
             count, chunks, book_rollup = _prepare(writer, batch, fresh, customers, units, period, name, timeline.days(period))
             # PostgreSQL inserts one slice while the next is priced, and the rollup is added up meanwhile.
-            if not _insert(connection, count, chunks, now, importer.actor, book_rollup):
+            if not _insert(connection, count, chunks, now, actor, book_rollup):
                 raise _NotForTheFastLane  # a request id was taken after all (a racing import)
             if not _within_exact_range(connection, writer._rollup, name, units):
                 raise _NotForTheFastLane  # the general path rejects the lines that would leave it, one by one
@@ -326,13 +171,12 @@ def _within_exact_range(connection, rollup: dict, name: str, units: dict) -> boo
     return all(stored.get(key, 0) + quantity <= MAX_SCALED for key, quantity in added.items())
 
 
-def _customers(importer, connection, ids: set[int]) -> dict:
+def _customers(by_id: dict, connection, ids: set[int]) -> dict:
     from sqlalchemy import select
 
     from meterdesk.store.queries import customer_from_row
     from meterdesk.store.schema import customers
 
-    by_id = importer.customers_by_id
     missing = sorted(ids.difference(by_id))
     for start in range(0, len(missing), 1000):
         for row in connection.execute(select(customers).where(customers.c.id.in_(missing[start : start + 1000]))):
@@ -342,12 +186,11 @@ def _customers(importer, connection, ids: set[int]) -> dict:
     return by_id
 
 
-def _units(importer, connection, ids: set[int]) -> dict:
+def _units(by_id: dict, ledger: Ledger, connection, ids: set[int]) -> dict:
     from meterdesk.store.queries import unit_by_id
 
-    by_id = importer.units_by_id
     for unit_id in ids.difference(by_id):
-        by_id[unit_id] = unit_by_id(connection, unit_id, importer.ledger.cache)
+        by_id[unit_id] = unit_by_id(connection, unit_id, ledger.cache)
     return by_id
 
 
@@ -584,7 +427,11 @@ class _Charger:
 
 
 CHUNK_ROWS = 10_000  # rows per slice: PostgreSQL inserts one while the next is priced
+
+
 PLAIN_COLUMNS = "customer_id, unit_id, quantity, occurred_at, billed_at, period, request_id, charged"
+
+
 CONSTANT_COLUMNS = "recorded_at, late, kind, corrects_id, source, actor, note"
 
 
