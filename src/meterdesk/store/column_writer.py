@@ -145,11 +145,11 @@ def write_columns(ledger: Ledger, batch: ColumnBatch, now: int, *, actor: str, c
             # PostgreSQL inserts one slice while the next is priced, and the rollup is added up meanwhile.
             if not _insert(connection, count, chunks, now, actor, book_rollup):
                 raise _NotForTheFastLane  # a request id was taken after all (a racing import)
-            if not _within_exact_range(connection, writer._rollup, name, units):
+            if not _within_exact_range(connection, writer.rollup, name, units):
                 raise _NotForTheFastLane  # the general path rejects the lines that would leave it, one by one
             if connection.dialect.name == "postgresql":
-                _upsert_rollup(connection, writer._rollup)
-                writer._rollup.clear()
+                _upsert_rollup(connection, writer.rollup)
+                writer.rollup.clear()
             writer.flush(balances=False)
     except _NotForTheFastLane:
         return None
@@ -327,7 +327,7 @@ def _prepare(writer: EntryWriter, batch: ColumnBatch, fresh, customers, units, p
                            times[start:stop], repeat(name, stop - start), request_ids[start:stop], charged))
 
     def book_rollup() -> None:
-        rollup = writer._rollup
+        rollup = writer.rollup
         peak_units = {unit_id for unit_id in set(unit_ids) if units[unit_id].unit.aggregation is Aggregation.MAX}
         if count and count >= ARRAY_ROLLUP_ROWS and max(quantities) * count < 1 << 63:  # every sum fits in 64 bits
             _book_rollup_arrays(rollup, customer_ids, unit_ids, quantities, times, name, days, peak_units)

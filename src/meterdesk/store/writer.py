@@ -154,7 +154,8 @@ class EntryWriter:
         self._prices: dict[tuple[int, int, str], tuple[int, int, object]] = ledger.cache.setdefault("prices", {})
         self._totals: dict[tuple[int, int, str], Decimal] = {}  # period totals as read, before any entry
         self._running: dict[tuple[int, int, str], RunningCharge] = {}  # prepaid totals as entries move them
-        self._rollup: dict[tuple[int, str, int, str], list[int]] = {}
+        # The daily rollup rows the prepared entries add, (customer, period, unit, day) -> counts, applied by `flush`.
+        self.rollup: dict[tuple[int, str, int, str], list[int]] = {}
         # Micro-units each customer's balance is charged by the prepared entries, applied by `flush`.
         self.balance_deltas: dict[int, int] = defaultdict(int)
         self._peaks_to_recount: set[tuple[int, str, int, str, int, int]] = set()
@@ -398,7 +399,7 @@ class EntryWriter:
         rows: list[tuple] = []
         append = rows.append
         now, source, actor = self.now_us, self.source, self.actor
-        timeline, last_closed, rollup, deltas = self.timeline, self._last_closed, self._rollup, self.balance_deltas
+        timeline, last_closed, rollup, deltas = self.timeline, self._last_closed, self.rollup, self.balance_deltas
         peak_unit = Aggregation.MAX
         span_start = span_end = 0
         period = name = None
@@ -529,8 +530,8 @@ class EntryWriter:
         """Apply the rollup and balance changes of the prepared rows; returns the new balances (micro)
         of the customers charged, unless `balances` is False (a bulk import does not need them)."""
         postgres = self.connection.dialect.name == "postgresql"
-        if self._rollup:
-            rows = [(*key, *counts) for key, counts in self._rollup.items()]
+        if self.rollup:
+            rows = [(*key, *counts) for key, counts in self.rollup.items()]
             if postgres:
                 # One statement for the whole batch; its keys are distinct, as ON CONFLICT DO UPDATE needs.
                 self.connection.exec_driver_sql(
@@ -545,7 +546,7 @@ class EntryWriter:
                     run(self.connection, statement, rows[0])
                 else:
                     run_many(self.connection, statement, rows)
-            self._rollup.clear()
+            self.rollup.clear()
         for recount in sorted(self._peaks_to_recount):
             self._recount_peak(*recount)
         self._peaks_to_recount.clear()
