@@ -1,6 +1,6 @@
 """The benchmark scenarios, in the order they run; each has `run(context) -> list[Result]`."""
 
-from bench.scenarios import chart, imports, ledger_view, report, settlement, single_events, summary
+from bench.scenarios import api, chart, imports, ledger_view, report, settlement, single_events, summary
 
 SCENARIOS = {
     "import": imports,
@@ -10,4 +10,5 @@ SCENARIOS = {
     "ledger": ledger_view,
     "chart": chart,
     "settlement": settlement,
+    "api": api,
 }

@@ -223,7 +223,7 @@ def test_the_settlement_model_passes_the_model_tester(qtmodeltester, stripe_serv
 
 def test_the_main_window_shows_the_page_and_its_close_action_fills_it(qtbot, no_stripe, window):
     page = window.settlement
-    assert isinstance(page, SettlementPage) and window.pages[-1] == ("Settlement", window.pages[-1][1], page)
+    assert isinstance(page, SettlementPage) and [title for title, _tip, shown in window.pages if shown is page] == ["Settlement"]
     window.show_page(page)
     qtbot.waitUntil(lambda: page.readout is not None, timeout=WAIT_MS)
     assert page.model.rowCount() == 0

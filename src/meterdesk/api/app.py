@@ -270,7 +270,7 @@ def create_app(url: str | None = None, *, rate: float | None = None) -> Starlett
         try:
             database = await anyio.to_thread.run_sync(lambda: ping(holder.get()), limiter=threads["database"])
         except Unavailable as error:
-            raise Problem(503, str(error), extra={"status": "unavailable"}) from None
+            raise Problem(503, str(error)) from None  # RFC 9457 and the served schema: "status" is the number
         return JSONResponse({"status": "ok", "database": database})
 
     document = openapi_document()

@@ -149,7 +149,7 @@ def record_usage(
         if unit_row is None:
             raise NotFound(f"unit: unknown unit {unit!r}")
         quantity_amount = validate_usage_amount(unit_row.unit, amount)
-        check_not_before_start(occurred if occurred is not None else now, _start_of(connection, ledger, customer_row.id), ledger.timezone)
+        check_not_before_start(occurred if occurred is not None else now, subscription_start_of(connection, ledger, customer_row.id), ledger.timezone)
         entry = NewEntry(
             customer_row,
             unit_row,
@@ -175,7 +175,7 @@ def record_usage(
         return _result(customer_row, stored.id, True, stored.charged, context.balance, stored.period, stored.late, writer)
 
 
-def _start_of(connection, ledger: Ledger, customer_id: int) -> int | None:
+def subscription_start_of(connection, ledger: Ledger, customer_id: int) -> int | None:
     """The first instant of the customer's first subscription, None without one."""
     day = subscription_starts(connection, [customer_id]).get(customer_id)
     return None if day is None else local_midnight(day, ledger.timezone)

@@ -27,6 +27,7 @@ from meterdesk.domain.units import Aggregation, check_exact_total
 from meterdesk.store.codec import decode_quantity
 from meterdesk.store.engine import Ledger
 from meterdesk.store.queries import (
+    CUSTOMER_COLUMNS,
     CustomerRow,
     PlanVersionRow,
     UnitRow,
@@ -183,6 +184,30 @@ class EntryWriter:
             self._totals[(customer.id, unit.id, name)] = (
                 Decimal(found.total) if aggregation is Aggregation.COUNT else decode_quantity(found.total, unit.unit.decimals)
             )
+        return found
+
+    def lock_customers_by_external_id(self, external_ids: Iterable[str]) -> dict[str, CustomerRow]:
+        """The customers of these external ids, locked (PostgreSQL: FOR UPDATE, in id order, so writers of a
+        batch never deadlock; SQLite already holds the write lock). Unknown ids are left out."""
+        wanted = sorted(set(external_ids))
+        if not wanted:
+            return {}
+        if self.connection.dialect.name == "postgresql":
+            rows = fetch(self.connection, f"SELECT {CUSTOMER_COLUMNS} FROM customers c WHERE c.external_id = ANY(?) ORDER BY c.id FOR UPDATE", (wanted,))
+        else:
+            rows = []
+            for start in range(0, len(wanted), LOOKUP_CHUNK):
+                chunk = wanted[start : start + LOOKUP_CHUNK]
+                rows += fetch(self.connection, f"SELECT {CUSTOMER_COLUMNS} FROM customers c WHERE c.external_id IN ({', '.join('?' * len(chunk))})", chunk)
+        return {row[1]: CustomerRow(*row[:8]) for row in rows}
+
+    def balances_of(self, customer_ids: Iterable[int]) -> dict[int, int]:
+        """The balances (micro-units) of these customers as they stand in this transaction."""
+        ids = sorted(set(customer_ids))
+        found: dict[int, int] = {}
+        for start in range(0, len(ids), LOOKUP_CHUNK):
+            chunk = ids[start : start + LOOKUP_CHUNK]
+            found.update(fetch(self.connection, f"SELECT customer_id, balance FROM customer_balances WHERE customer_id IN ({', '.join('?' * len(chunk))})", chunk))
         return found
 
     def lock_customers(self, customer_ids: Iterable[int]) -> None:
@@ -473,16 +498,18 @@ class EntryWriter:
         found = fetch(self.connection, INSERT_ONE, row)
         return found[0][0] if found else None
 
-    def insert_many(self, rows: list[EntryValues]) -> None:
+    def insert_many(self, rows: list[EntryValues], *, in_order: bool = False) -> None:
         """Bulk insert of entries already checked under the lock: COPY on PostgreSQL, executemany on SQLite.
 
         Going straight to the driver skips SQLAlchemy's per-row parameter processing, the largest cost of
         an import after parsing. A duplicate that slipped in anyway still hits the unique key and fails
-        the whole batch, which the caller retries.
+        the whole batch, which the caller retries. `in_order`: the ids follow the rows' order (a batch of
+        the usage API, whose entries are numbered as they were sent) instead of the faster index order.
         """
         if not rows:
             return
-        rows.sort(key=_customer_and_request_id)  # see insert_new
+        if not in_order:
+            rows.sort(key=_customer_and_request_id)  # see insert_new
         names = ", ".join(ENTRY_COLUMNS)
         if self.connection.dialect.name == "postgresql":
             self._copy(rows)
@@ -660,3 +687,10 @@ def over_limit(customer: CustomerRow, balance: int) -> bool:
     return balance < -customer.credit_limit
 
 
+def refusals(ledger: Ledger) -> tuple[type[BaseException], ...]:
+    """The errors by which the database refuses rows (a unique key taken by a racing writer, a value out of a
+    column's range), as SQLAlchemy and, on the writer's driver-level statements, the driver raise them."""
+    from sqlalchemy.exc import DataError, IntegrityError
+
+    dbapi = ledger.engine.dialect.loaded_dbapi
+    return (IntegrityError, DataError, dbapi.IntegrityError, dbapi.DataError)

@@ -34,6 +34,7 @@ from meterdesk.ui.dialogs.record_usage import RecordUsageDialog
 from meterdesk.ui.dialogs.settings import SettingsDialog
 from meterdesk.ui.formatting import zone_label
 from meterdesk.ui.messages import Level, MessageBar
+from meterdesk.ui.views.apikeys_page import ApiKeysPage
 from meterdesk.ui.views.catalog_pages import PlansPage, UnitsPage
 from meterdesk.ui.views.customers_page import CustomersPage
 from meterdesk.ui.views.detail_page import CustomerDetailPage
@@ -41,7 +42,7 @@ from meterdesk.ui.views.ledger_page import LedgerView
 
 SHORTCUTS_HELP = """
 <table cellpadding=3>
-<tr><td><b>Ctrl+1 … Ctrl+7</b></td><td>Customers, Customer detail, Usage ledger, Charts, Units, Plans, Settlement</td></tr>
+<tr><td><b>Ctrl+1 … Ctrl+8</b></td><td>Customers, Customer detail, Usage ledger, Charts, Units, Plans, Settlement, API keys</td></tr>
 <tr><td><b>Ctrl+R</b></td><td>Record usage (for the selected customer)</td></tr>
 <tr><td><b>Ctrl+E</b></td><td>Correct the selected ledger entry</td></tr>
 <tr><td><b>Ctrl+G</b></td><td>Grant credits to the selected prepaid customer</td></tr>
@@ -57,7 +58,7 @@ SHORTCUTS_HELP = """
 
 
 class MainWindow(QMainWindow):
-    """Pages: Customers, Customer detail, Usage ledger, Charts, Units, Plans."""
+    """Pages: Customers, Customer detail, Usage ledger, Charts, Units, Plans, Settlement, API keys."""
 
     def __init__(self, desk: Desk, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -86,6 +87,8 @@ class MainWindow(QMainWindow):
         self.settlement = self._make_settlement()
         if self.settlement is not None:
             self.pages.append(("Settlement", "Close a period and send its invoices to Stripe", self.settlement))
+        self.api_keys = ApiKeysPage(desk)
+        self.pages.append(("API keys", "Keys of the usage API: create, see last use, revoke", self.api_keys))
         self.nav = QListWidget()
         self.nav.setObjectName("Nav")
         self.nav.setFixedWidth(190)
