@@ -76,7 +76,7 @@ def run(context: Context) -> list[Result]:
 
 
 def import_batches(n: int) -> list[tuple[int, int]]:
-    """(start, stop) of each batch a fast-lane import of n lines writes (`usage.batch_sizes`)."""
+    """(start, stop) of each batch a fast-lane import of n lines writes (`imports.batch_sizes`)."""
     from meterdesk.services.imports import batch_sizes
 
     sizes, left = [], n

@@ -15,7 +15,7 @@ import pytest
 from PySide6.QtGui import QImage
 
 from meterdesk.domain.periods import from_micros, to_micros
-from meterdesk.services import corrections, credits, usage
+from meterdesk.services import corrections, credits, recording
 from meterdesk.services.billing import close_period
 from meterdesk.services.catalog import add_customer, add_unit, save_plan
 from meterdesk.services.context import now_us
@@ -105,17 +105,17 @@ def seed_showcase(ledger, monkeypatch) -> None:
             if customer_id == "bluefin" and hour.date() == (this_month + timedelta(days=15)).date() and hour.hour == 14:
                 amount *= 12  # a runaway batch job
             when = hour + timedelta(minutes=rng.randrange(0, 110))
-            result = usage.record_usage(ledger, customer_id, "api_calls", amount, f"{customer_id}-{when:%m%d%H%M}", occurred_at=clock.at(when), actor="showcase")
+            result = recording.record_usage(ledger, customer_id, "api_calls", amount, f"{customer_id}-{when:%m%d%H%M}", occurred_at=clock.at(when), actor="showcase")
             last_entry[(customer_id, day)] = result.entry_id
             if result.balance is not None and result.balance < 40 and when < top_ups_until:
                 credits.grant_credits(ledger, customer_id, "200", f"topup-{when:%m%d%H%M}", note="automatic top-up", actor="showcase")
         if hour.hour == 22:
             for customer_id, base in (("northwind", 2.6), ("bluefin", 0.8)):
                 gigabytes = f"{max(0.001, rng.gauss(base * growth, base * 0.1)):.3f}"
-                usage.record_usage(ledger, customer_id, "storage_gb", gigabytes, f"{customer_id}-gb-{hour:%m%d}", occurred_at=clock.at(hour + timedelta(minutes=30)), actor="showcase")
+                recording.record_usage(ledger, customer_id, "storage_gb", gigabytes, f"{customer_id}-gb-{hour:%m%d}", occurred_at=clock.at(hour + timedelta(minutes=30)), actor="showcase")
             for customer_id, base in (("acme", 900), ("globex", 2600), ("initech", 400), ("umbrella", 60)):
                 amount = max(1, int(rng.gauss(base * growth, base * 0.3)))
-                usage.record_usage(ledger, customer_id, "api_calls", amount, f"{customer_id}-{hour:%m%d}", occurred_at=clock.at(hour), actor="showcase")
+                recording.record_usage(ledger, customer_id, "api_calls", amount, f"{customer_id}-{hour:%m%d}", occurred_at=clock.at(hour), actor="showcase")
         hour += 2 * HOUR
 
     # A batch sent twice on bluefin, corrected to 0 the next morning; a miscounted hour on northwind.
@@ -128,7 +128,7 @@ def seed_showcase(ledger, monkeypatch) -> None:
     clock.value = now_us()
     close_period(ledger, f"{start:%Y-%m}", customer="northwind", actor="showcase")
     late = (this_month - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    usage.record_usage(ledger, "northwind", "api_calls", 25_000, "northwind-late-batch", occurred_at=late, actor="showcase")
+    recording.record_usage(ledger, "northwind", "api_calls", 25_000, "northwind-late-batch", occurred_at=late, actor="showcase")
 
 
 @pytest.fixture
