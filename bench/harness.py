@@ -263,3 +263,34 @@ def git_revision() -> str:
                               cwd=Path(__file__).parent).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def _start_together_worker(job, arguments, ready, go, results) -> None:
+    try:
+        results.put(job(*arguments, start_together=(ready, go)))
+    except BaseException as error:  # noqa: BLE001 - reported by the parent, which must not wait forever
+        ready.release()
+        results.put(error)
+
+
+def run_together(jobs) -> list:
+    """Run each (job, arguments) in a spawned process, all set up before any starts (a job takes
+    `start_together=(ready, go)`: it releases `ready` once set up and waits for `go`); their results, in the
+    order they end. A job that raised re-raises here."""
+    import multiprocessing
+
+    spawn = multiprocessing.get_context("spawn")
+    ready, go, results = spawn.Semaphore(0), spawn.Event(), spawn.Queue()
+    processes = [spawn.Process(target=_start_together_worker, args=(job, arguments, ready, go, results)) for job, arguments in jobs]
+    for process in processes:
+        process.start()
+    for _ in processes:
+        ready.acquire()
+    go.set()
+    outcomes = [results.get() for _ in processes]
+    for process in processes:
+        process.join()
+    failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+    if failed:
+        raise failed[0]
+    return outcomes

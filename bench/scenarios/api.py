@@ -17,7 +17,6 @@ the machine's cores), on SQLite the one process a SQLite ledger allows; no rate 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import random
 import signal
@@ -29,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import data, ledgers
-from bench.harness import REPORTED, Context, Result, Target, interleave, median, meterdesk_command, percentile, seconds
+from bench.harness import REPORTED, Context, Result, Target, interleave, median, meterdesk_command, percentile, run_together, seconds
 
 SCENARIO = "usage API"
 RATIO = Target("ratio >= 0.5", min_ratio=0.5)
@@ -212,31 +211,10 @@ def _wait(start_together) -> None:
         go.wait()
 
 
-def _worker(job, arguments, ready, go, results) -> None:
-    try:
-        results.put(job(*arguments, start_together=(ready, go)))
-    except BaseException as error:  # noqa: BLE001 - reported by the parent, which must not wait forever
-        ready.release()
-        results.put(error)
-
-
 def concurrent(jobs) -> tuple[float, list[float]]:
-    """Run the jobs in spawned processes, all set up before any starts: (seconds from the first start to the
-    last end, every request's latency)."""
-    spawn = multiprocessing.get_context("spawn")
-    ready, go, results = spawn.Semaphore(0), spawn.Event(), spawn.Queue()
-    processes = [spawn.Process(target=_worker, args=(job, arguments, ready, go, results)) for job, arguments in jobs]
-    for process in processes:
-        process.start()
-    for _ in processes:
-        ready.acquire()
-    go.set()
-    outcomes = [results.get() for _ in processes]
-    for process in processes:
-        process.join()
-    failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
-    if failed:
-        raise failed[0]
+    """Run the jobs together (harness.run_together): (seconds from the first start to the last end, every
+    request's latency)."""
+    outcomes = run_together(jobs)
     span = max(end for _, end, _ in outcomes) - min(start for start, _, _ in outcomes)
     return span, [latency for _, _, latencies in outcomes for latency in latencies]
 

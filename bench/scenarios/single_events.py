@@ -11,11 +11,10 @@ again with 4 writer processes at once, each for its own prepaid customer.
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 
 from bench import data, ledgers
-from bench.harness import REPORTED, Context, Result, Target, interleave, median
+from bench.harness import REPORTED, Context, Result, Target, interleave, median, run_together
 
 SCENARIO = "single events"
 RATIO = Target("ratio >= 0.5", min_ratio=0.5)
@@ -166,22 +165,8 @@ def _raw_pg_events(conninfo: str, customer_id: int, count: int, tag: str, start_
     return raw_events(lambda: psycopg.connect(conninfo), "%s", customer_id, count, tag, None, start_together)
 
 
-def _worker(job, arguments, ready, go, results) -> None:
-    results.put(job(*arguments, start_together=(ready, go)))
-
-
 def _concurrent(jobs) -> float:
-    """Run the jobs in separate processes, each set up before any starts; seconds from the first start to the
-    last end (perf_counter is the system-wide monotonic clock on Linux, the same in every process)."""
-    spawn = multiprocessing.get_context("spawn")
-    ready, go, results = spawn.Semaphore(0), spawn.Event(), spawn.Queue()
-    processes = [spawn.Process(target=_worker, args=(job, arguments, ready, go, results)) for job, arguments in jobs]
-    for process in processes:
-        process.start()
-    for _ in processes:
-        ready.acquire()
-    go.set()
-    spans = [results.get() for _ in processes]
-    for process in processes:
-        process.join()
+    """Seconds from the first start to the last end of jobs run together (perf_counter is the system-wide
+    monotonic clock on Linux, the same in every process)."""
+    spans = run_together(jobs)
     return max(end for _, end in spans) - min(start for start, _ in spans)
