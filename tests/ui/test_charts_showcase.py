@@ -55,7 +55,7 @@ class _Clock:
 
     def __init__(self, monkeypatch) -> None:
         self.value = now_us()
-        for module in (usage, credits, corrections):
+        for module in (recording, credits, corrections):
             monkeypatch.setattr(module, "now_us", lambda: self.value)
 
     def at(self, instant: datetime) -> str:
