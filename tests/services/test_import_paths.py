@@ -253,7 +253,6 @@ def test_by_customer_orders_a_big_batch_as_a_small_one(monkeypatch):
     (16 digits with 6 decimals) is still taken exactly."""
     import random
 
-    from meterdesk.services import column_reader
     from meterdesk.store import column_writer
     from meterdesk.store.column_writer import ColumnBatch, by_customer
 
@@ -276,13 +275,13 @@ def test_the_column_reader_scales_amounts_as_the_general_parser():
     """Whole amounts are scaled by the unit's decimals in one pass; those with a fractional part one by one,
     and a batch with one the general parser must word (more places than the unit allows) is declined."""
     from meterdesk.services.column_reader import ColumnReader
-    from meterdesk.services.imports import _MAX_SCALED, _plain_quantity
+    from meterdesk.domain.units import MAX_SCALED_AMOUNTS, plain_quantity
 
-    reader = ColumnReader(None, 5, _MAX_SCALED, lambda now: now)
+    reader = ColumnReader(None, 5, MAX_SCALED_AMOUNTS, lambda now: now)
     reader.unit_decimals.update({"calls": 0, "gb": 3, "seats": 0})
     texts = ["7", "1.5", "2", "0.125", "12", "3.0", "40.25", "9"]
     units = ["calls", "gb", "gb", "gb", "seats", "calls", "gb", "gb"]
-    expected = [_plain_quantity(text, reader.unit_decimals[unit]) for text, unit in zip(texts, units)]
+    expected = [plain_quantity(text, reader.unit_decimals[unit]) for text, unit in zip(texts, units)]
     assert reader._amounts(texts, units) == expected == [7, 1500, 2000, 125, 12, 3, 40250, 9000]
     assert reader._amounts(["1", "2"], ["calls", "seats"]) == [1, 2]
     assert reader._amounts(["1", "0.0005"], ["calls", "gb"]) is None  # four places for a unit of three
@@ -291,7 +290,6 @@ def test_the_column_reader_scales_amounts_as_the_general_parser():
 
 def test_the_fast_lane_stores_quotes_and_backslashes_as_given(seeded, tmp_path, monkeypatch):
     """Its constants go into the statement (SQLite) or a COPY text (PostgreSQL): both must keep them exact."""
-    from meterdesk.services import column_reader
     from meterdesk.store import column_writer
 
     written = []
@@ -386,7 +384,6 @@ def test_the_fast_lane_prices_every_model_as_the_general_path(seeded, tmp_path, 
 def test_a_failure_while_the_copy_runs_writes_nothing_and_leaves_the_ledger_usable(seeded, tmp_path, monkeypatch):
     """On PostgreSQL the slices are priced while the COPY is under way: when pricing fails the COPY is
     abandoned, the batch rolls back, and the ledger takes the next import."""
-    from meterdesk.services import column_reader
     from meterdesk.store import column_writer
 
     path = tmp_path / "usage.csv"
@@ -417,7 +414,6 @@ def test_an_import_leaves_the_wal_copied_and_its_connections_checkpointing_again
     from sqlalchemy.engine import make_url
 
     from meterdesk.services import column_reader
-    from meterdesk.store import column_writer
 
     if seeded.dialect != "sqlite":
         pytest.skip("PostgreSQL has no WAL checkpoints of its own to move")

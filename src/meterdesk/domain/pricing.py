@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from fractions import Fraction
+from functools import lru_cache
 
 from meterdesk.domain.money import (
     EXACT_CONTEXT,
@@ -258,22 +259,10 @@ class RunningCharge:
 _BALANCE_DIGITS = 6  # micro-units: BALANCE_QUANTUM
 
 
+@lru_cache(maxsize=4096)
 def _micros_pricer(charge: Charge, scale: int) -> Callable[[int], int] | None:
     """balance_micros_pricer, built once per charge and scale (charges are immutable)."""
-    key = (charge, scale)
-    try:
-        return _PRICERS[key]
-    except KeyError:
-        pass
-    except TypeError:  # an unhashable charge (built by hand with lists): no sharing
-        return balance_micros_pricer(charge, scale)
-    if len(_PRICERS) >= 4096:
-        _PRICERS.clear()
-    pricer = _PRICERS[key] = balance_micros_pricer(charge, scale)
-    return pricer
-
-
-_PRICERS: dict[tuple[Charge, int], Callable[[int], int] | None] = {}
+    return balance_micros_pricer(charge, scale)
 
 
 def balance_micros_pricer(charge: Charge, decimals: int) -> Callable[[int], int] | None:

@@ -182,9 +182,10 @@ def _record_together(ledger: Ledger, events: list[UsageEvent | InvalidInput], so
                 first_of[key] = index
                 fresh.append(index)
         # A new event that would take its period's total beyond the exact range is refused, as record_usage does.
+        retried = {outcome for outcome in outcomes if type(outcome) is int}  # events a later one of the batch retries
         for index, problem in zip(list(fresh), writer.out_of_range([entries[index] for index in fresh])):
             if problem is not None:
-                if index in outcomes:  # a later event retries this one: event by event decides it
+                if index in retried:  # event by event decides what the retry is
                     raise problem
                 outcomes[index] = problem
                 fresh.remove(index)

@@ -110,7 +110,7 @@ def _read_csv_fast(importer: "_Importer", handle, batch_size: int) -> Iterator:
         line, pending = 1, []
     if width not in (len(FAST_COLUMNS), len(IMPORT_FIELDS)):
         width = len(IMPORT_FIELDS)  # the column checks will send every batch the general way
-    reader = ColumnReader(importer, width, _MAX_SCALED, lambda now: now + MAX_FUTURE_SKEW_US)
+    reader = ColumnReader(importer, width, MAX_SCALED_AMOUNTS, lambda now: now + MAX_FUTURE_SKEW_US)
     for size in batch_sizes(batch_size):
         lines = pending + list(islice(handle, size - len(pending)))
         pending = []
@@ -299,7 +299,7 @@ class _Importer:
         if unit is None:
             raise NotFound(f"unit: unknown unit {unit_text!r}")
         decimals = unit.unit.decimals
-        quantity = _plain_quantity(raw_amount, decimals)
+        quantity = plain_quantity(raw_amount, decimals)
         if quantity is None:
             amount = validate_usage_amount(unit.unit, raw_amount)
             quantity = encode_quantity(amount, decimals)
@@ -413,10 +413,8 @@ def _valid_customer_id(value: str) -> bool:
 _UTC_SECOND = re.compile(r"(\d{4}-\d{2}-\d{2})T([01]\d|2[0-3]):([0-5]\d):([0-5]\d)Z", re.ASCII)
 
 
-_MAX_SCALED = MAX_SCALED_AMOUNTS
 
 
-_plain_quantity = plain_quantity
 
 
 _day_micros: dict[str, int] = {}
@@ -427,7 +425,7 @@ _amounts: dict[tuple[str, int], tuple[int, Decimal]] = {}
 
 def _plain_amount(value, decimals: int) -> tuple[int, Decimal] | None:
     """(scaled quantity, amount) of a plain amount, remembered: a usage file repeats the same few amounts."""
-    quantity = _plain_quantity(value, decimals)
+    quantity = plain_quantity(value, decimals)
     if quantity is None:
         return None
     found = (quantity, decode_quantity(quantity, decimals))
